@@ -1,0 +1,68 @@
+"""kgc: Knowledge Graph Control. A knowledge graph that changes only through governed,
+audited transactions."""
+
+from kgc.config import Settings
+from kgc.engine import KnowledgeEngine
+from kgc.errors import (
+    ConditionHashMismatch,
+    ConfigError,
+    DeltaConflict,
+    HookDefinitionError,
+    HookError,
+    InputError,
+    KGCError,
+    RDFSyntaxError,
+    StoreError,
+    TermError,
+    TransactionError,
+)
+from kgc.hooks import (
+    ConditionRef,
+    Hook,
+    HookEvent,
+    HookManager,
+    HookVerdict,
+    Shacl,
+    SparqlAsk,
+    SparqlSelect,
+    Veto,
+    load_hook_file,
+)
+from kgc.rdf.delta import Delta
+from kgc.receipt import Receipt
+from kgc.store import OxigraphStore, Store
+from kgc.transaction import TransactionManager
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConditionHashMismatch",
+    "ConditionRef",
+    "ConfigError",
+    "Delta",
+    "DeltaConflict",
+    "Hook",
+    "HookDefinitionError",
+    "HookError",
+    "HookEvent",
+    "HookManager",
+    "HookVerdict",
+    "InputError",
+    "KGCError",
+    "KnowledgeEngine",
+    "OxigraphStore",
+    "RDFSyntaxError",
+    "Receipt",
+    "Settings",
+    "Shacl",
+    "SparqlAsk",
+    "SparqlSelect",
+    "Store",
+    "StoreError",
+    "TermError",
+    "TransactionError",
+    "TransactionManager",
+    "Veto",
+    "__version__",
+    "load_hook_file",
+]

@@ -1,0 +1,50 @@
+"""Settings, from ``KGC_``-prefixed environment variables (or keyword arguments).
+
+Only the settings the core uses live here so far; the runbook's full configuration surface
+(unprefixed names, a configuration file) arrives with ``kgc serve``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kgc.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KGC_", extra="forbid", frozen=True)
+
+    store_path: Path | None = Field(
+        default=None, description="Directory of an on-disk store; in memory when unset."
+    )
+    hooks_path: Path | None = Field(
+        default=None, description="A hook file or a directory of hook files to register at start."
+    )
+    strict_mode: bool = Field(
+        default=True,
+        description="A pre-commit hook that errors or times out refuses the transaction.",
+    )
+    transaction_timeout_ms: float = Field(
+        default=2000.0, gt=0, description="Pre-commit time budget of one transaction."
+    )
+    max_hooks: int = Field(default=10_000, gt=0, description="Most hooks that may be registered.")
+    literal_policy: Literal["normalize", "refuse"] = Field(
+        default="normalize",
+        description="What to do with literals the store would rewrite (see docs/literals.md).",
+    )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into a ``ConfigError`` naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"invalid setting {name} (KGC_{name.upper()}={err.get('input')!r}): {err['msg']}"
+        ) from exc

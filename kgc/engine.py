@@ -1,0 +1,77 @@
+"""``KnowledgeEngine``: one object that wires store, hooks and transactions from settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from kgc.config import Settings, load_settings
+from kgc.hooks.manager import HookManager
+from kgc.rdf.delta import Delta
+from kgc.rdf.parse import iter_file
+from kgc.receipt import Receipt
+from kgc.store.oxigraph import OxigraphStore
+from kgc.transaction import QueryResult, TransactionManager
+
+ProgressCallback = Callable[[int], None]
+_PROGRESS_EVERY = 10_000
+
+
+class KnowledgeEngine:
+    """What applications hold: ``apply`` deltas, ``query`` the graph, manage ``hooks``."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = load_settings(**overrides)
+        elif overrides:
+            settings = settings.model_copy(update=overrides)
+        self.settings = settings
+        self.store = OxigraphStore(settings.store_path)
+        self.hooks = HookManager(max_hooks=settings.max_hooks)
+        if settings.hooks_path is not None:
+            self.hooks.load(settings.hooks_path)
+        self.transactions = TransactionManager(
+            self.store,
+            self.hooks,
+            strict=settings.strict_mode,
+            timeout_ms=settings.transaction_timeout_ms,
+        )
+
+    def apply(self, delta: Delta, actor: str = "anonymous") -> Receipt:
+        return self.transactions.apply(delta, actor=actor)
+
+    def query(self, sparql: str) -> QueryResult:
+        return self.transactions.query(sparql)
+
+    def delta(self, additions: Any = (), removals: Any = ()) -> Delta:
+        """A ``Delta`` under this engine's literal policy."""
+        return Delta(additions, removals, literal_policy=self.settings.literal_policy)
+
+    def load(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        actor: str = "loader",
+        lenient: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> Receipt:
+        """Load an RDF file as one governed transaction (hooks in force judge it)."""
+        quads: list[ox.Quad] = []
+        for quad in iter_file(Path(path), lenient=lenient):
+            quads.append(quad)
+            if progress is not None and len(quads) % _PROGRESS_EVERY == 0:
+                progress(len(quads))
+        if progress is not None:
+            progress(len(quads))
+        return self.apply(self.delta(quads), actor=actor)
+
+    @property
+    def state_digest(self) -> str:
+        return self.transactions.state_digest
+
+    def __len__(self) -> int:
+        return len(self.store)

@@ -1,0 +1,115 @@
+"""The one exception tree of kgc.
+
+::
+
+    KGCError
+    ├── ConfigError                 a setting is missing or has a bad value
+    ├── InputError                  bad input, refused before anything changed
+    │   ├── RDFSyntaxError          text that does not parse (file, line, column)
+    │   ├── TermError               a term that is not valid RDF (surrogates, bad IRI)
+    │   ├── DeltaConflict           one quad both added and removed
+    │   ├── ReservedGraphError      a delta that touches kgc's reserved graphs
+    │   ├── QuerySyntaxError        a SPARQL query that does not parse
+    │   └── NonCanonicalLiteral     a literal the store would rewrite, in strict-literal mode
+    ├── HookError                   a hook or its condition cannot be loaded
+    │   ├── HookDefinitionError     a hook file that is malformed (names the field)
+    │   ├── ConditionHashMismatch   a condition file whose sha256 differs from its ref
+    │   ├── ConditionRefError       a condition ref that cannot be resolved or read
+    │   ├── DuplicateHook           a second hook with a name already registered
+    │   └── UnknownHook             removing or reading a hook that is not registered
+    ├── StoreError                  the store failed (I/O, corruption); wraps the cause
+    └── TransactionError            the pipeline failed before the commit point
+        └── TransactionTimeout      the pre-commit budget ran out
+
+Vetoes are not exceptions: ``apply`` returns a receipt with ``committed=False``.
+"""
+
+from __future__ import annotations
+
+
+class KGCError(Exception):
+    """Root of every error kgc raises on purpose."""
+
+
+class ConfigError(KGCError):
+    """A setting is missing or has a bad value."""
+
+
+class InputError(KGCError):
+    """Input was refused before anything changed."""
+
+
+class RDFSyntaxError(InputError):
+    """RDF text that does not parse.
+
+    ``source`` is the file path or ``"<string>"``; ``line`` and ``column`` are 1-based
+    and ``None`` where the parser could not tell.
+    """
+
+    def __init__(self, message: str, source: str, line: int | None, column: int | None) -> None:
+        where = source
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column}"
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+        self.column = column
+        self.reason = message
+
+
+class TermError(InputError):
+    """A term that is not valid RDF."""
+
+
+class DeltaConflict(InputError):
+    """The same quad is both added and removed by one delta."""
+
+
+class ReservedGraphError(InputError):
+    """A delta touches a graph name reserved for kgc (``urn:kgc:``)."""
+
+
+class QuerySyntaxError(InputError):
+    """A SPARQL query that does not parse."""
+
+
+class NonCanonicalLiteral(InputError):
+    """A literal the store would rewrite, refused because literal policy is ``refuse``."""
+
+
+class HookError(KGCError):
+    """A hook or its condition cannot be loaded or registered."""
+
+
+class HookDefinitionError(HookError):
+    """A hook definition that is malformed; the message names the field."""
+
+
+class ConditionHashMismatch(HookError):
+    """A condition file whose sha256 does not match its reference."""
+
+
+class ConditionRefError(HookError):
+    """A condition reference that cannot be resolved or read."""
+
+
+class DuplicateHook(HookError):
+    """A hook with this name is already registered."""
+
+
+class UnknownHook(HookError):
+    """No hook with this name is registered."""
+
+
+class StoreError(KGCError):
+    """The store failed; the cause is chained."""
+
+
+class TransactionError(KGCError):
+    """The pipeline failed before the commit point; nothing changed."""
+
+
+class TransactionTimeout(TransactionError):
+    """The pre-commit time budget ran out; nothing changed."""

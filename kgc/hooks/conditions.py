@@ -1,0 +1,239 @@
+"""Condition kinds: ``sparql-ask``, ``sparql-select`` and ``shacl``.
+
+A condition *fires* when it finds something: an ASK that is true, a SELECT with at least one
+row, SHACL shapes that report a violation. A pre-commit hook whose condition fires vetoes, so
+conditions are written to detect what must not happen.
+
+While pre- and post-commit conditions are evaluated, the transaction's effective delta is also
+visible, as triples, in two reserved named graphs: ``<urn:kgc:delta:additions>`` and
+``<urn:kgc:delta:removals>``. A query that starts from them costs O(|delta|), not O(graph):
+
+    ASK { GRAPH <urn:kgc:delta:additions> { ?p a ?c } FILTER NOT EXISTS { ?p ex:isPointOf ?e } }
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import pyoxigraph as ox
+
+from kgc.errors import HookDefinitionError
+from kgc.store.base import Store
+
+ADDITIONS_GRAPH = ox.NamedNode("urn:kgc:delta:additions")
+REMOVALS_GRAPH = ox.NamedNode("urn:kgc:delta:removals")
+RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_DETAIL_ROWS = 5
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What a condition sees: the store in its proposed (pre) or committed (post) state."""
+
+    store: Store
+    additions: Sequence[ox.Quad] = ()
+    removals: Sequence[ox.Quad] = ()
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    fired: bool
+    detail: str = ""
+    rows: int = 0
+
+
+class Condition(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    def evaluate(self, ctx: EvalContext) -> ConditionResult: ...
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_query(text: str, expected: type, kind: str, source: str) -> None:
+    try:
+        result = ox.Store().query(text)
+    except SyntaxError as exc:
+        raise HookDefinitionError(f"{source}: {kind} query does not parse: {exc.msg}") from exc
+    if not isinstance(result, expected):
+        raise HookDefinitionError(
+            f"{source}: a {kind} condition needs a {kind.split('-')[1].upper()} query"
+        )
+
+
+@dataclass(frozen=True)
+class SparqlAsk:
+    """Fires when the ASK query is true."""
+
+    text: str
+    source: str = "<inline>"
+    kind: str = field(default="sparql-ask", init=False)
+
+    def __post_init__(self) -> None:
+        _check_query(self.text, ox.QueryBoolean, self.kind, self.source)
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.text)
+
+    def evaluate(self, ctx: EvalContext) -> ConditionResult:
+        fired = bool(ctx.store.query(self.text))
+        return ConditionResult(fired, "ASK is true" if fired else "", int(fired))
+
+
+@dataclass(frozen=True)
+class SparqlSelect:
+    """Fires when the SELECT query returns at least one row; the first rows become the detail."""
+
+    text: str
+    source: str = "<inline>"
+    kind: str = field(default="sparql-select", init=False)
+
+    def __post_init__(self) -> None:
+        _check_query(self.text, ox.QuerySolutions, self.kind, self.source)
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.text)
+
+    def evaluate(self, ctx: EvalContext) -> ConditionResult:
+        solutions = ctx.store.query(self.text)
+        names = [v.value for v in solutions.variables]
+        rows = list(solutions)
+        shown = [_row_text(names, row) for row in rows[:_DETAIL_ROWS]]
+        more = f" (and {len(rows) - _DETAIL_ROWS} more)" if len(rows) > _DETAIL_ROWS else ""
+        return ConditionResult(bool(rows), "; ".join(shown) + more, len(rows))
+
+
+def _row_text(names: list[str], row: ox.QuerySolution) -> str:
+    return ", ".join(f"?{n}={row[n]}" for n in names if row[n] is not None)
+
+
+@dataclass(frozen=True)
+class Shacl:
+    """Fires when the shapes report a violation.
+
+    ``scope="delta"`` validates the nodes the delta touches: the data graph is every default-graph
+    triple whose subject or object is such a node, plus the ``rdf:type`` of each neighbour. That
+    is exact for shapes whose targets and paths stay within one hop of a touched node (class and
+    subjects-of targets, direct properties, ``sh:class`` on values); deeper paths need
+    ``scope="graph"``, which validates the whole default graph at O(graph) cost.
+    """
+
+    text: str
+    source: str = "<inline>"
+    scope: Literal["delta", "graph"] = "delta"
+    kind: str = field(default="shacl", init=False)
+    _shapes: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        import rdflib
+
+        if self.scope not in ("delta", "graph"):
+            raise HookDefinitionError(
+                f"{self.source}: scope must be 'delta' or 'graph', got {self.scope!r}"
+            )
+        shapes = rdflib.Graph()
+        try:
+            shapes.parse(data=self.text, format="turtle")
+        except Exception as exc:  # rdflib raises many unrelated types for bad Turtle
+            raise HookDefinitionError(f"{self.source}: shapes graph does not parse: {exc}") from exc
+        object.__setattr__(self, "_shapes", shapes)
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.text)
+
+    def evaluate(self, ctx: EvalContext) -> ConditionResult:
+        from pyshacl import validate
+
+        data = self._data_graph(ctx)
+        conforms, report, _ = validate(
+            data, shacl_graph=self._shapes, inference="none", allow_warnings=True
+        )
+        if conforms:
+            return ConditionResult(False)
+        return _shacl_violations(report)
+
+    def _data_graph(self, ctx: EvalContext) -> Any:
+        import rdflib
+
+        graph = rdflib.Graph()
+        if self.scope == "graph":
+            quads: Iterable[ox.Quad] = ctx.store.quads_for_pattern(
+                None, None, None, ox.DefaultGraph()
+            )
+        else:
+            quads = _neighbourhood(ctx)
+        data = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
+        graph.parse(data=data, format="nt")
+        return graph
+
+
+def _neighbourhood(ctx: EvalContext) -> list[ox.Quad]:
+    default = ox.DefaultGraph()
+    focus = {q.subject for q in (*ctx.additions, *ctx.removals)}
+    focus |= {
+        q.object for q in (*ctx.additions, *ctx.removals) if not isinstance(q.object, ox.Literal)
+    }
+    out: dict[ox.Quad, None] = {}
+    for node in focus:
+        for quad in ctx.store.quads_for_pattern(node, None, None, default):
+            out[quad] = None
+            if not isinstance(quad.object, ox.Literal):
+                out.update(
+                    dict.fromkeys(ctx.store.quads_for_pattern(quad.object, RDF_TYPE, None, default))
+                )
+        for quad in ctx.store.quads_for_pattern(None, None, node, default):
+            out[quad] = None
+            out.update(
+                dict.fromkeys(ctx.store.quads_for_pattern(quad.subject, RDF_TYPE, None, default))
+            )
+    return list(out)
+
+
+def _shacl_violations(report: Any) -> ConditionResult:
+    import rdflib
+    from rdflib.namespace import SH
+
+    results = list(report.subjects(rdflib.RDF.type, SH.ValidationResult))
+    lines = []
+    for result in results[:_DETAIL_ROWS]:
+        focus = report.value(result, SH.focusNode)
+        message = report.value(result, SH.resultMessage)
+        path = report.value(result, SH.resultPath)
+        lines.append(f"{focus.n3() if focus else '?'} {path.n3() if path else ''}: {message}")
+    more = f" (and {len(results) - _DETAIL_ROWS} more)" if len(results) > _DETAIL_ROWS else ""
+    return ConditionResult(True, "; ".join(lines) + more, len(results))
+
+
+def delta_graph_quads(additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> list[ox.Quad]:
+    """The reserved-graph copies of a delta, as materialized during evaluation."""
+    return [ox.Quad(q.subject, q.predicate, q.object, ADDITIONS_GRAPH) for q in additions] + [
+        ox.Quad(q.subject, q.predicate, q.object, REMOVALS_GRAPH) for q in removals
+    ]
+
+
+__all__ = [
+    "ADDITIONS_GRAPH",
+    "REMOVALS_GRAPH",
+    "Condition",
+    "ConditionResult",
+    "EvalContext",
+    "Shacl",
+    "SparqlAsk",
+    "SparqlSelect",
+    "delta_graph_quads",
+]

@@ -1,0 +1,115 @@
+"""Hook definition files (TOML or JSON) and their content-addressed condition refs.
+
+::
+
+    name = "point-has-equipment"
+    phase = "pre"                 # or "post" (post hooks need a run callable: Python API only)
+    priority = 10                 # higher runs first
+    timeout_ms = 2000
+    message = "A point must belong to some equipment"
+    [when]
+    kind = "sparql-ask"           # sparql-ask | sparql-select | shacl
+    scope = "delta"               # shacl only: delta | graph
+    ref = { uri = "file:point-has-equipment.rq", sha256 = "...", media_type = "application/sparql-query" }
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kgc.errors import HookDefinitionError
+from kgc.hooks.conditions import Condition, Shacl, SparqlAsk, SparqlSelect
+from kgc.hooks.model import Hook
+from kgc.hooks.refs import ConditionRef
+
+HOOK_SUFFIXES = (".hook.toml", ".hook.json")
+
+
+class _RefModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uri: str
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    media_type: str
+
+
+class _WhenModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["sparql-ask", "sparql-select", "shacl"]
+    ref: _RefModel
+    scope: Literal["delta", "graph"] = "delta"
+
+
+class _HookModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    phase: Literal["pre"] = "pre"
+    priority: int = 0
+    timeout_ms: float = Field(default=2000.0, gt=0)
+    message: str = ""
+    description: str = ""
+    when: _WhenModel
+
+
+def load_hook_file(path: str | Path) -> Hook:
+    """Load one hook file, checking every condition file's SHA-256."""
+    file = Path(path)
+    raw = _read(file)
+    try:
+        model = _HookModel.model_validate(raw)
+    except ValidationError as exc:
+        raise HookDefinitionError(f"{file}: {_first_error(exc)}") from exc
+    ref = ConditionRef(model.when.ref.uri, model.when.ref.sha256, model.when.ref.media_type)
+    text = ref.load(file.parent)
+    condition = _condition(model.when.kind, text, f"{file} -> {ref.uri}", model.when.scope)
+    return Hook(
+        name=model.name,
+        when=condition,
+        phase=model.phase,
+        priority=model.priority,
+        timeout_ms=model.timeout_ms,
+        message=model.message,
+        description=model.description,
+    )
+
+
+def hook_files(directory: str | Path) -> list[Path]:
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise HookDefinitionError(f"{folder}: not a directory of hook files")
+    return sorted(p for p in folder.iterdir() if p.name.endswith(HOOK_SUFFIXES))
+
+
+def _read(file: Path) -> dict[str, Any]:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise HookDefinitionError(f"{file}: cannot read hook file: {exc.strerror}") from exc
+    try:
+        if file.name.endswith(".json"):
+            loaded = json.loads(data)
+        else:
+            loaded = tomllib.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise HookDefinitionError(f"{file}: not valid {file.suffix[1:].upper()}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise HookDefinitionError(f"{file}: a hook file must hold one object")
+    return loaded
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "<root>"
+    return f"field '{where}': {err['msg']}"
+
+
+def _condition(kind: str, text: str, source: str, scope: Literal["delta", "graph"]) -> Condition:
+    if kind == "sparql-ask":
+        return SparqlAsk(text, source)
+    if kind == "sparql-select":
+        return SparqlSelect(text, source)
+    return Shacl(text, source, scope)

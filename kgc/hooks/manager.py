@@ -1,0 +1,100 @@
+"""``HookManager``: registers, lists and removes hooks; hands the pipeline a consistent snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kgc.errors import DuplicateHook, HookError, UnknownHook
+from kgc.hooks.loader import hook_files, load_hook_file
+from kgc.hooks.model import Hook
+
+DEFAULT_MAX_HOOKS = 10_000
+
+
+@dataclass(frozen=True)
+class HookSnapshot:
+    """The hooks in force for one transaction, in evaluation order, and their policy digest."""
+
+    pre: tuple[Hook, ...]
+    post: tuple[Hook, ...]
+    digest: str
+
+
+class HookManager:
+    def __init__(self, max_hooks: int = DEFAULT_MAX_HOOKS) -> None:
+        self._lock = threading.Lock()
+        self._hooks: dict[str, Hook] = {}
+        self._snapshot: HookSnapshot | None = None
+        self.max_hooks = max_hooks
+
+    def register(self, hook: Hook) -> Hook:
+        with self._lock:
+            if hook.name in self._hooks:
+                raise DuplicateHook(f"a hook named {hook.name!r} is already registered")
+            if len(self._hooks) >= self.max_hooks:
+                raise HookError(
+                    f"cannot register {hook.name!r}: the limit of {self.max_hooks} hooks is reached"
+                )
+            self._hooks[hook.name] = hook
+            self._snapshot = None
+        return hook
+
+    def load(self, path: str | Path) -> list[Hook]:
+        """Register the hook in a file, or every ``*.hook.toml``/``*.hook.json`` in a directory.
+
+        All files are loaded and checked before any is registered: a bad file registers nothing.
+        """
+        target = Path(path)
+        files = hook_files(target) if target.is_dir() else [target]
+        hooks = [load_hook_file(f) for f in files]
+        names = [h.name for h in hooks]
+        clash = {n for n in names if names.count(n) > 1} | (set(names) & set(self._hooks))
+        if clash:
+            raise DuplicateHook(f"hook name(s) already in use: {', '.join(sorted(clash))}")
+        for hook in hooks:
+            self.register(hook)
+        return hooks
+
+    def remove(self, name: str) -> Hook:
+        with self._lock:
+            if name not in self._hooks:
+                raise UnknownHook(f"no hook named {name!r} is registered")
+            self._snapshot = None
+            return self._hooks.pop(name)
+
+    def get(self, name: str) -> Hook:
+        try:
+            return self._hooks[name]
+        except KeyError:
+            raise UnknownHook(f"no hook named {name!r} is registered") from None
+
+    def list(self) -> list[Hook]:
+        """Every hook, pre before post, higher priority first, then by name."""
+        snap = self.snapshot()
+        return [*snap.pre, *snap.post]
+
+    def __len__(self) -> int:
+        return len(self._hooks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._hooks
+
+    def snapshot(self) -> HookSnapshot:
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = _build_snapshot(self._hooks.values())
+            return self._snapshot
+
+
+def _build_snapshot(hooks: Iterable[Hook]) -> HookSnapshot:
+    ordered = sorted(hooks, key=lambda h: (-h.priority, h.name))
+    digest = hashlib.sha256("\n".join(sorted(h.digest for h in ordered)).encode()).hexdigest()
+    return HookSnapshot(
+        pre=tuple(h for h in ordered if h.phase == "pre"),
+        post=tuple(h for h in ordered if h.phase == "post"),
+        digest=digest,
+    )

@@ -1,0 +1,1 @@
+"""RDF plumbing: terms, deltas, parsing and digests."""

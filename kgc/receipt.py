@@ -1,0 +1,54 @@
+"""``Receipt``: what one transaction did, specified in ``docs/receipts.md``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from kgc.hooks.model import HookVerdict
+from kgc.rdf.digest import DELTA_ALGORITHMS, STATE_ALGORITHM
+
+FORMAT_VERSION = "kgc-receipt/1"
+Status = Literal["committed", "vetoed", "error", "timeout"]
+ALGORITHMS = {
+    "delta_digest": list(DELTA_ALGORITHMS),
+    "state_digest": STATE_ALGORITHM,
+    "canonical_form": "N-Quads lines as printed by pyoxigraph 0.5, literals in stored form",
+}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    id: str
+    actor: str
+    status: Status
+    committed: bool
+    started_at: str
+    finished_at: str
+    additions: int
+    removals: int
+    ignored_additions: int
+    ignored_removals: int
+    literal_rewrites: tuple[tuple[str, str], ...]
+    delta_digest: dict[str, str]
+    state_before: str
+    state_after: str
+    policy_digest: str
+    hooks: tuple[HookVerdict, ...]
+    timings_ms: dict[str, float]
+    error: str | None = None
+    format_version: str = FORMAT_VERSION
+    algorithms: dict[str, Any] = field(default_factory=lambda: dict(ALGORITHMS))
+
+    @property
+    def vetoed_by(self) -> list[str]:
+        return [v.hook for v in self.hooks if v.verdict == "veto"]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["literal_rewrites"] = [{"written": w, "stored": s} for w, s in self.literal_rewrites]
+        return data
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)

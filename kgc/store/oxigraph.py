@@ -1,0 +1,73 @@
+"""The embedded pyoxigraph store: in memory by default, on disk (RocksDB) when given a path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from kgc.errors import StoreError
+
+
+class OxigraphStore:
+    """kgc's default ``Store``.
+
+    Guarantee: ``add_all`` is atomic (one pyoxigraph transaction). ``remove_all`` removes quad by
+    quad; kgc calls it only under its writer lock, so no kgc reader sees it half done.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        try:
+            self._store = ox.Store(str(self.path)) if self.path is not None else ox.Store()
+        except OSError as exc:
+            raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
+
+    @property
+    def raw(self) -> ox.Store:
+        """The pyoxigraph store. Writing to it directly bypasses governance and digests."""
+        return self._store
+
+    def __contains__(self, quad: ox.Quad) -> bool:
+        return quad in self._store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __iter__(self) -> Iterator[ox.Quad]:
+        return iter(self._store)
+
+    def add_all(self, quads: Iterable[ox.Quad]) -> None:
+        try:
+            self._store.extend(quads)
+        except OSError as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def bulk_add(self, quads: Iterable[ox.Quad]) -> None:
+        """Fast, non-transactional load for large initial imports."""
+        try:
+            self._store.bulk_extend(quads)
+        except OSError as exc:
+            raise StoreError(f"store bulk write failed: {exc}") from exc
+
+    def remove_all(self, quads: Iterable[ox.Quad]) -> None:
+        try:
+            for quad in quads:
+                self._store.remove(quad)
+        except OSError as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def quads_for_pattern(
+        self, subject: Any = None, predicate: Any = None, obj: Any = None, graph: Any = None
+    ) -> Iterator[ox.Quad]:
+        return self._store.quads_for_pattern(subject, predicate, obj, graph)
+
+    def query(self, sparql: str, **options: Any) -> Any:
+        return self._store.query(sparql, **options)
+
+    def flush(self) -> None:
+        if self.path is not None:
+            self._store.flush()

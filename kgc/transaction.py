@@ -1,0 +1,315 @@
+"""``TransactionManager``: the governed write path.
+
+Pipeline (steps 5, journal, and 9's anchoring arrive with the lockchain):
+
+1. intake: the caller builds a ``Delta`` (validated, literals in stored form);
+2. lock: take the writer lock and pin the hook snapshot (its policy digest);
+3. effective delta: drop additions already present and removals not present;
+4. pre-hooks: stage the delta in the store and evaluate every pre-commit hook on the proposed
+   state; a veto, or (strict mode) a hook error or timeout, or the transaction's own timeout,
+   reverts the staged change before the lock is released;
+6. commit: keep the staged change, flush, update the state digest;
+7. receipt: digests before and after, verdicts, timings, algorithms;
+8. unlock;
+9. after: post-commit hooks whose conditions fired (evaluated under the lock, on the committed
+   state) run their callables; failures are recorded and cannot undo the commit.
+
+Isolation: readers that go through ``query`` take the shared side of the lock, so they never see a
+staged, vetoed or half-applied state. Code that reads the raw pyoxigraph store bypasses this.
+
+Timeouts are measured, not preemptive: a hook that overruns its ``timeout_ms`` is recorded as a
+timeout when it returns (and, for a pre-commit hook in strict mode, the transaction is refused),
+but a SPARQL query running inside pyoxigraph cannot be interrupted in process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyoxigraph as ox
+
+from kgc.errors import InputError, QuerySyntaxError, StoreError
+from kgc.hooks.conditions import ConditionResult, EvalContext, delta_graph_quads
+from kgc.hooks.manager import HookManager, HookSnapshot
+from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
+from kgc.locks import ReadWriteLock
+from kgc.rdf.delta import Delta
+from kgc.rdf.digest import StateDigest, delta_digests
+from kgc.rdf.terms import RESERVED_GRAPH_PREFIX, quad_line
+from kgc.receipt import Receipt, Status
+from kgc.store.base import Store
+
+logger = logging.getLogger(__name__)
+QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 4)
+
+
+@dataclass
+class _Tx:
+    """Working state of one transaction while the pipeline runs."""
+
+    delta: Delta
+    actor: str
+    snapshot: HookSnapshot
+    state_before: str
+    t0: float = field(default_factory=time.perf_counter)
+    started_at: str = field(default_factory=_now)
+    additions: list[ox.Quad] = field(default_factory=list)
+    removals: list[ox.Quad] = field(default_factory=list)
+    verdicts: list[HookVerdict] = field(default_factory=list)
+    fired_post: list[tuple[Hook, ConditionResult]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    status: Status = "committed"
+    error: str | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.t0) * 1000.0
+
+
+class TransactionManager:
+    """Applies deltas one at a time, governed by the hooks of a ``HookManager``."""
+
+    def __init__(
+        self,
+        store: Store,
+        hooks: HookManager | None = None,
+        *,
+        strict: bool = True,
+        timeout_ms: float = 2000.0,
+    ) -> None:
+        self.store = store
+        self.hooks = hooks if hooks is not None else HookManager()
+        self.strict = strict
+        self.timeout_ms = timeout_ms
+        self._lock = ReadWriteLock()
+        self._state = StateDigest.of(_user_lines(store))
+        self._state_hex = self._state.hexdigest()
+        self.on_receipt: list[Callable[[Receipt], None]] = []
+
+    # Reading --------------------------------------------------------------------------------
+
+    @property
+    def state_digest(self) -> str:
+        """The current state digest (hex), as the last receipt reported it."""
+        return self._state_hex
+
+    def recompute_state_digest(self) -> str:
+        """The state digest computed from scratch over the store, in O(n)."""
+        with self._lock.read():
+            return StateDigest.of(_user_lines(self.store)).hexdigest()
+
+    def query(self, sparql: str) -> QueryResult:
+        """Run a SPARQL query on a committed state; results are materialized under the lock."""
+        with self._lock.read():
+            try:
+                result = self.store.query(sparql)
+            except SyntaxError as exc:
+                raise QuerySyntaxError(f"SPARQL query does not parse: {exc.msg}") from exc
+            if isinstance(result, ox.QueryBoolean):
+                return bool(result)
+            if isinstance(result, ox.QuerySolutions):
+                names = [v.value for v in result.variables]
+                return [{n: row[n] for n in names if row[n] is not None} for row in result]
+            return list(result)
+
+    # Writing --------------------------------------------------------------------------------
+
+    def apply(self, delta: Delta, actor: str = "anonymous") -> Receipt:
+        """Apply ``delta`` as one governed transaction and return its receipt.
+
+        The receipt's ``committed`` flag is the truth: ``False`` means the graph is exactly as
+        before. Errors in input raise before anything is attempted; a ``StoreError`` during
+        revert means the store itself failed and should be treated as unavailable.
+        """
+        if not isinstance(delta, Delta):
+            raise InputError(f"apply() takes a Delta, got {type(delta).__name__}")
+        if not isinstance(actor, str) or not actor.strip():
+            raise InputError("apply() needs a non-empty actor")
+        with self._lock.write():
+            tx = _Tx(delta, actor, self.hooks.snapshot(), self._state_hex)
+            self._effective(tx)
+            if tx.additions or tx.removals:
+                self._govern_and_commit(tx)
+        if tx.status == "committed" and tx.fired_post:
+            self._run_post(tx)
+        receipt = self._receipt(tx)
+        self._announce(receipt)
+        return receipt
+
+    def _effective(self, tx: _Tx) -> None:
+        store = self.store
+        tx.additions = [q for q in tx.delta.additions if q not in store]
+        tx.removals = [q for q in tx.delta.removals if q in store]
+
+    def _govern_and_commit(self, tx: _Tx) -> None:
+        staged = delta_graph_quads(tx.additions, tx.removals)
+        self.store.add_all([*tx.additions, *staged])
+        self.store.remove_all(tx.removals)
+        try:
+            ctx = EvalContext(self.store, tx.additions, tx.removals)
+            self._pre_hooks(tx, ctx)
+            if tx.status == "committed":
+                tx.fired_post = self._post_conditions(tx, ctx)
+        except BaseException:
+            self._revert(tx, staged)
+            raise
+        if tx.status != "committed":
+            self._revert(tx, staged)
+            return
+        self._commit(tx, staged)
+
+    def _pre_hooks(self, tx: _Tx, ctx: EvalContext) -> None:
+        t = time.perf_counter()
+        for hook in tx.snapshot.pre:
+            verdict, _ = _evaluate(hook, ctx)
+            tx.verdicts.append(verdict)
+        tx.timings["pre_hooks"] = _ms(time.perf_counter() - t)
+        kinds = {v.verdict for v in tx.verdicts}
+        if "veto" in kinds:
+            tx.status = "vetoed"
+        elif self.strict and kinds & {"error", "timeout"}:
+            bad = next(v for v in tx.verdicts if v.verdict in ("error", "timeout"))
+            tx.status = "error" if bad.verdict == "error" else "timeout"
+            tx.error = f"pre-commit hook {bad.hook!r} failed ({bad.verdict}): {bad.reason}"
+        elif tx.elapsed_ms() > self.timeout_ms:
+            tx.status = "timeout"
+            took = tx.elapsed_ms()
+            tx.error = f"transaction took {took:.1f} ms before commit; limit {self.timeout_ms} ms"
+
+    def _post_conditions(self, tx: _Tx, ctx: EvalContext) -> list[tuple[Hook, ConditionResult]]:
+        fired = []
+        for hook in tx.snapshot.post:
+            verdict, result = _evaluate(hook, ctx)
+            if result is not None and result.fired and verdict.verdict == "pass":
+                fired.append((hook, result))
+            else:
+                tx.verdicts.append(verdict)
+        return fired
+
+    def _revert(self, tx: _Tx, staged: list[ox.Quad]) -> None:
+        try:
+            self.store.remove_all([*tx.additions, *staged])
+            self.store.add_all(tx.removals)
+        except StoreError:
+            logger.critical(
+                "Revert of transaction by %s failed; the store may hold a staged change", tx.actor
+            )
+            raise
+
+    def _commit(self, tx: _Tx, staged: list[ox.Quad]) -> None:
+        t = time.perf_counter()
+        self.store.remove_all(staged)
+        self.store.flush()
+        self._state.update(
+            added=(quad_line(q) for q in tx.additions), removed=(quad_line(q) for q in tx.removals)
+        )
+        self._state_hex = self._state.hexdigest()
+        tx.timings["commit"] = _ms(time.perf_counter() - t)
+
+    def _run_post(self, tx: _Tx) -> None:
+        t = time.perf_counter()
+        ctx = EvalContext(self.store, tx.additions, tx.removals)
+        for hook, result in tx.fired_post:
+            tx.verdicts.append(_run_effect(hook, result, ctx))
+        tx.timings["post_hooks"] = _ms(time.perf_counter() - t)
+
+    def _receipt(self, tx: _Tx) -> Receipt:
+        committed = tx.status == "committed"
+        additions = [quad_line(q) for q in tx.additions]
+        removals = [quad_line(q) for q in tx.removals]
+        tx.timings["total"] = _ms(time.perf_counter() - tx.t0)
+        return Receipt(
+            id=str(uuid.uuid4()),
+            actor=tx.actor,
+            status=tx.status,
+            committed=committed,
+            started_at=tx.started_at,
+            finished_at=_now(),
+            additions=len(additions),
+            removals=len(removals),
+            ignored_additions=len(tx.delta.additions) - len(tx.additions),
+            ignored_removals=len(tx.delta.removals) - len(tx.removals),
+            literal_rewrites=tx.delta.rewrites,
+            delta_digest=delta_digests(additions, removals),
+            state_before=tx.state_before,
+            state_after=self._state_hex if committed else tx.state_before,
+            policy_digest=tx.snapshot.digest,
+            hooks=tuple(tx.verdicts),
+            timings_ms=dict(tx.timings),
+            error=tx.error,
+        )
+
+    def _announce(self, receipt: Receipt) -> None:
+        logger.debug("transaction %s by %s: %s", receipt.id, receipt.actor, receipt.status)
+        for listener in self.on_receipt:
+            try:
+                listener(receipt)
+            except Exception:
+                logger.exception("receipt listener %r failed", listener)
+
+
+def _user_lines(store: Store) -> Any:
+    for quad in store:
+        graph = quad.graph_name
+        if isinstance(graph, ox.NamedNode) and graph.value.startswith(RESERVED_GRAPH_PREFIX):
+            continue
+        yield quad_line(quad)
+
+
+def _evaluate(hook: Hook, ctx: EvalContext) -> tuple[HookVerdict, ConditionResult | None]:
+    t = time.perf_counter()
+    result: ConditionResult | None = None
+    try:
+        result = hook.when.evaluate(ctx)
+        verdict, reason = "pass", ""
+        if result.fired and hook.phase == "pre":
+            verdict, reason = _pre_decision(hook, result, ctx)
+    except Exception as exc:
+        logger.warning("Hook execution failed: %s: %s", hook.name, exc)
+        verdict, reason = "error", f"{type(exc).__name__}: {exc}"
+    return _finish(hook, verdict, result, reason, t), result
+
+
+def _pre_decision(hook: Hook, result: ConditionResult, ctx: EvalContext) -> tuple[Any, str]:
+    if hook.run is None:
+        message = hook.message or f"condition of hook {hook.name!r} fired"
+        return "veto", f"{message} ({result.detail})" if result.detail else message
+    outcome = hook.run(HookEvent(hook, result, ctx))
+    if isinstance(outcome, Veto):
+        return "veto", outcome.reason
+    return "pass", ""
+
+
+def _run_effect(hook: Hook, result: ConditionResult, ctx: EvalContext) -> HookVerdict:
+    t = time.perf_counter()
+    assert hook.run is not None
+    try:
+        hook.run(HookEvent(hook, result, ctx))
+        verdict, reason = "ran", ""
+    except Exception as exc:
+        logger.warning("Hook execution failed: %s: %s", hook.name, exc)
+        verdict, reason = "error", f"{type(exc).__name__}: {exc}"
+    return _finish(hook, verdict, result, reason, t)
+
+
+def _finish(
+    hook: Hook, verdict: Any, result: ConditionResult | None, reason: str, t: float
+) -> HookVerdict:
+    duration = (time.perf_counter() - t) * 1000.0
+    if duration > hook.timeout_ms and verdict != "error":
+        verdict, reason = "timeout", f"took {duration:.1f} ms; limit {hook.timeout_ms} ms"
+    fired = bool(result and result.fired)
+    return HookVerdict(hook.name, hook.phase, verdict, fired, round(duration, 4), reason)
