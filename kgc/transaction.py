@@ -156,9 +156,9 @@ class TransactionManager:
 
     def _govern_and_commit(self, tx: _Tx) -> None:
         staged = delta_graph_quads(tx.additions, tx.removals)
-        self.store.add_all([*tx.additions, *staged])
-        self.store.remove_all(tx.removals)
         try:
+            self.store.add_all([*tx.additions, *staged])
+            self.store.remove_all(tx.removals)
             ctx = EvalContext(self.store, tx.additions, tx.removals)
             self._pre_hooks(tx, ctx)
             if tx.status == "committed":
