@@ -35,7 +35,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from kgc.errors import InputError, QuerySyntaxError, StoreError
-from kgc.hooks.conditions import ConditionResult, EvalContext, delta_graph_quads
+from kgc.hooks.conditions import ConditionResult, EvalContext
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
 from kgc.locks import ReadWriteLock
@@ -65,6 +65,7 @@ class _Tx:
     actor: str
     snapshot: HookSnapshot
     state_before: str
+    state_after: str = ""
     t0: float = field(default_factory=time.perf_counter)
     started_at: str = field(default_factory=_now)
     additions: list[ox.Quad] = field(default_factory=list)
@@ -155,11 +156,15 @@ class TransactionManager:
         tx.removals = [q for q in tx.delta.removals if q in store]
 
     def _govern_and_commit(self, tx: _Tx) -> None:
-        staged = delta_graph_quads(tx.additions, tx.removals)
+        # Only conditions read the delta graphs. Staging them when no hook is registered would
+        # cost a bulk load twice, and pyoxigraph's in-memory store keeps removed quads as dead
+        # index entries that every later scan of those graphs walks through.
+        hooked = bool(tx.snapshot.pre or tx.snapshot.post)
+        ctx = EvalContext(self.store, tx.additions, tx.removals, uuid.uuid4().hex)
+        staged = ctx.staged_quads() if hooked else []
         try:
             self.store.add_all([*tx.additions, *staged])
             self.store.remove_all(tx.removals)
-            ctx = EvalContext(self.store, tx.additions, tx.removals)
             self._pre_hooks(tx, ctx)
             if tx.status == "committed":
                 tx.fired_post = self._post_conditions(tx, ctx)
@@ -217,6 +222,7 @@ class TransactionManager:
             added=(quad_line(q) for q in tx.additions), removed=(quad_line(q) for q in tx.removals)
         )
         self._state_hex = self._state.hexdigest()
+        tx.state_after = self._state_hex
         tx.timings["commit"] = _ms(time.perf_counter() - t)
 
     def _run_post(self, tx: _Tx) -> None:
@@ -245,7 +251,8 @@ class TransactionManager:
             literal_rewrites=tx.delta.rewrites,
             delta_digest=delta_digests(additions, removals),
             state_before=tx.state_before,
-            state_after=self._state_hex if committed else tx.state_before,
+            # Not self._state_hex: another writer may have committed since this one unlocked.
+            state_after=tx.state_after or tx.state_before,
             policy_digest=tx.snapshot.digest,
             hooks=tuple(tx.verdicts),
             timings_ms=dict(tx.timings),

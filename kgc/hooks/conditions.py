@@ -31,11 +31,47 @@ _DETAIL_ROWS = 5
 
 @dataclass(frozen=True)
 class EvalContext:
-    """What a condition sees: the store in its proposed (pre) or committed (post) state."""
+    """What a condition sees: the store in its proposed (pre) or committed (post) state.
+
+    ``tag`` names this transaction's physical copies of the delta graphs. pyoxigraph's stores
+    keep removed quads as dead index entries (never collected in memory, tombstones on disk), and
+    a scan of a graph walks every dead entry it ever held: reusing one graph name for every
+    transaction made a delta-scoped ASK grow from 20 µs to 1.2 ms after 40,000 transactions.
+    Fresh names per transaction keep each scan O(|delta|); ``bind`` maps the documented names in a
+    query's text to them.
+    """
 
     store: Store
     additions: Sequence[ox.Quad] = ()
     removals: Sequence[ox.Quad] = ()
+    tag: str = ""
+
+    @property
+    def additions_graph(self) -> ox.NamedNode:
+        return _tagged(ADDITIONS_GRAPH, self.tag)
+
+    @property
+    def removals_graph(self) -> ox.NamedNode:
+        return _tagged(REMOVALS_GRAPH, self.tag)
+
+    def bind(self, sparql: str) -> str:
+        """``sparql`` with the delta graphs' documented IRIs replaced by this transaction's."""
+        if not self.tag:
+            return sparql
+        for graph in (ADDITIONS_GRAPH, REMOVALS_GRAPH):
+            sparql = sparql.replace(f"<{graph.value}>", f"<{_tagged(graph, self.tag).value}>")
+        return sparql
+
+    def staged_quads(self) -> list[ox.Quad]:
+        """The delta's copies in this transaction's delta graphs."""
+        add, rem = self.additions_graph, self.removals_graph
+        return [ox.Quad(q.subject, q.predicate, q.object, add) for q in self.additions] + [
+            ox.Quad(q.subject, q.predicate, q.object, rem) for q in self.removals
+        ]
+
+
+def _tagged(graph: ox.NamedNode, tag: str) -> ox.NamedNode:
+    return ox.NamedNode(f"{graph.value}:{tag}") if tag else graph
 
 
 @dataclass(frozen=True)
@@ -89,7 +125,7 @@ class SparqlAsk:
         return _sha256(self.text)
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        fired = bool(ctx.store.query(self.text))
+        fired = bool(ctx.store.query(ctx.bind(self.text)))
         return ConditionResult(fired, "ASK is true" if fired else "", int(fired))
 
 
@@ -109,7 +145,7 @@ class SparqlSelect:
         return _sha256(self.text)
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        solutions = ctx.store.query(self.text)
+        solutions = ctx.store.query(ctx.bind(self.text))
         names = [v.value for v in solutions.variables]
         rows = list(solutions)
         shown = [_row_text(names, row) for row in rows[:_DETAIL_ROWS]]
@@ -126,10 +162,12 @@ class Shacl:
     """Fires when the shapes report a violation.
 
     ``scope="delta"`` validates the nodes the delta touches: the data graph is every default-graph
-    triple whose subject or object is such a node, plus the ``rdf:type`` of each neighbour. That
-    is exact for shapes whose targets and paths stay within one hop of a touched node (class and
-    subjects-of targets, direct properties, ``sh:class`` on values); deeper paths need
-    ``scope="graph"``, which validates the whole default graph at O(graph) cost.
+    triple whose subject or object is such a node, plus the ``rdf:type`` of each neighbour. The
+    class in an ``rdf:type`` statement does not count as touched, so its instances are not read.
+    That is exact for shapes whose targets and paths stay within one hop of a touched node (class
+    and subjects-of targets, direct properties, ``sh:class`` on values); deeper paths, and shapes
+    about class nodes themselves, need ``scope="graph"``, which validates the whole default graph
+    at O(graph) cost.
     """
 
     text: str
@@ -184,9 +222,14 @@ class Shacl:
 
 def _neighbourhood(ctx: EvalContext) -> list[ox.Quad]:
     default = ox.DefaultGraph()
-    focus = {q.subject for q in (*ctx.additions, *ctx.removals)}
+    changed = (*ctx.additions, *ctx.removals)
+    focus = {q.subject for q in changed}
+    # The class named by an rdf:type statement is not a touched node: expanding it would pull in
+    # every instance of the class (owl:NamedIndividual alone can have tens of thousands).
     focus |= {
-        q.object for q in (*ctx.additions, *ctx.removals) if not isinstance(q.object, ox.Literal)
+        q.object
+        for q in changed
+        if q.predicate != RDF_TYPE and not isinstance(q.object, ox.Literal)
     }
     out: dict[ox.Quad, None] = {}
     for node in focus:
@@ -219,13 +262,6 @@ def _shacl_violations(report: Any) -> ConditionResult:
     return ConditionResult(True, "; ".join(lines) + more, len(results))
 
 
-def delta_graph_quads(additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> list[ox.Quad]:
-    """The reserved-graph copies of a delta, as materialized during evaluation."""
-    return [ox.Quad(q.subject, q.predicate, q.object, ADDITIONS_GRAPH) for q in additions] + [
-        ox.Quad(q.subject, q.predicate, q.object, REMOVALS_GRAPH) for q in removals
-    ]
-
-
 __all__ = [
     "ADDITIONS_GRAPH",
     "REMOVALS_GRAPH",
@@ -235,5 +271,4 @@ __all__ = [
     "Shacl",
     "SparqlAsk",
     "SparqlSelect",
-    "delta_graph_quads",
 ]
