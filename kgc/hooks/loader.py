@@ -10,7 +10,10 @@
     [when]
     kind = "sparql-ask"           # sparql-ask | sparql-select | shacl
     scope = "delta"               # shacl only: delta | graph
-    ref = { uri = "file:point-has-equipment.rq", sha256 = "...", media_type = "application/sparql-query" }
+    [when.ref]
+    uri = "file:point-has-equipment.rq"
+    sha256 = "..."                # of the file's bytes, hex
+    media_type = "application/sparql-query"
 """
 
 from __future__ import annotations

@@ -38,12 +38,13 @@ RunCallable = Callable[[HookEvent], "Veto | None"]
 class Hook:
     """A knowledge hook.
 
-    ``phase="pre"``: evaluated on the state the transaction would produce. When its condition fires
-    it vetoes with ``message`` (and the condition's detail), unless a ``run`` callable is given; then
-    ``run`` decides by returning a ``Veto`` or ``None``.
+    ``phase="pre"``: evaluated on the state the transaction would produce. When its condition
+    fires it vetoes with ``message`` (and the condition's detail), unless a ``run`` callable is
+    given; then ``run`` decides by returning a ``Veto`` or ``None``.
 
-    ``phase="post"``: evaluated on the committed state; when it fires, ``run`` (a trusted, in-process
-    callable) is called. It cannot undo the commit; its outcome is recorded in the receipt.
+    ``phase="post"``: evaluated on the committed state; when it fires, ``run`` (a trusted,
+    in-process callable) is called. It cannot undo the commit; its outcome is recorded in the
+    receipt.
     """
 
     name: str

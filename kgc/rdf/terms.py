@@ -2,10 +2,11 @@
 
 pyoxigraph's store keeps typed literals of XSD value types by value, not as written:
 ``"+1"^^xsd:int`` comes back as ``"1"^^xsd:integer`` and ``"1"^^xsd:boolean`` merges with
-``"true"^^xsd:boolean``. kgc does not pretend otherwise. At intake every literal is rewritten to the exact term the store will
-hold (found by a round trip through a scratch store, so kgc and the store never disagree), and the
-receipt lists each rewrite. Digests are computed over the stored form, so a receipt always matches
-what the graph then holds. With the literal policy ``refuse`` such literals are refused instead.
+``"true"^^xsd:boolean``. kgc does not pretend otherwise. At intake every literal is rewritten to
+the exact term the store will hold (found by a round trip through a scratch store, so kgc and the
+store never disagree), and the receipt lists each rewrite. Digests are computed over the stored
+form, so a receipt always matches what the graph then holds. With the literal policy ``refuse``
+such literals are refused instead.
 """
 
 from __future__ import annotations
