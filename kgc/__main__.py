@@ -1,0 +1,7 @@
+"""``python -m kgc``: the ``kgc`` command."""
+
+import sys
+
+from kgc.cli import main
+
+sys.exit(main())

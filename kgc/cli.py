@@ -1,0 +1,124 @@
+"""The ``kgc`` command.
+
+::
+
+    kgc demo [--data FILE] [--lenient] [--changes N] [--seed S]
+
+Errors that the user can fix (a missing file, RDF that does not parse) print one line naming the
+file, line and column, and exit with status 1; usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from kgc.errors import KGCError, RDFSyntaxError
+
+_PROGRESS_FROM = 10_000
+_REPLAY_EVERY = 100
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kgc", description="Knowledge Graph Control")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="replay a governed change stream against a Brick building graph",
+        description=(
+            "Load a Brick building graph, register the demo policy, replay a seeded stream of "
+            "valid and invalid changes, and print a summary. Exits 1 if the incremental state "
+            "digest differs from the recomputed one or a change had an unexpected outcome."
+        ),
+    )
+    demo.add_argument(
+        "--data", type=Path, metavar="FILE", help="RDF file to load (default: the shipped building)"
+    )
+    demo.add_argument(
+        "--lenient", action="store_true", help="accept some invalid RDF (bad IRIs) when parsing"
+    )
+    demo.add_argument("--changes", type=_count, default=1000, metavar="N", help="default: 1000")
+    demo.add_argument("--seed", type=int, default=0, metavar="S", help="default: 0")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _demo(args)
+    except RDFSyntaxError as exc:
+        hint = " (--lenient accepts some invalid RDF)" if exc.line and not args.lenient else ""
+        return _fail(args, f"{exc}{hint}")
+    except KGCError as exc:
+        return _fail(args, str(exc))
+    except KeyboardInterrupt:
+        print(f"kgc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    print(f"kgc {args.command}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kgc.demo.report import format_report
+    from kgc.demo.runner import run_demo
+
+    if args.data is not None and args.data.is_dir():
+        return _fail(args, f"{args.data}: is a directory, not an RDF file")
+    progress = _Progress(sys.stderr)
+    report = run_demo(
+        args.data,
+        lenient=args.lenient,
+        changes=args.changes,
+        seed=args.seed,
+        progress=progress.loading,
+        replay_progress=progress.replaying,
+    )
+    progress.close()
+    print(format_report(report))
+    return 0 if report.digest_matches and not report.replay.unexpected else 1
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
+    return value
+
+
+class _Progress:
+    """Progress on stderr: loads of 10,000 triples or more, and the replay on a terminal."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.open_line = False
+
+    def loading(self, triples: int) -> None:
+        if triples >= _PROGRESS_FROM:
+            self._show(f"loading: {triples:,} triples read")
+
+    def replaying(self, done: int, total: int) -> None:
+        if self.tty and (done % _REPLAY_EVERY == 0 or done == total):
+            self._show(f"replaying: {done:,}/{total:,} changes")
+
+    def close(self) -> None:
+        if self.open_line:
+            self.out.write("\n")
+            self.out.flush()
+        self.open_line = False
+
+    def _show(self, message: str) -> None:
+        if self.tty:
+            self.out.write(f"\r{message}\033[K")
+            self.open_line = True
+        else:
+            self.out.write(message + "\n")
+        self.out.flush()
