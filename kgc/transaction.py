@@ -75,6 +75,16 @@ class _Tx:
     timings: dict[str, float] = field(default_factory=dict)
     status: Status = "committed"
     error: str | None = None
+    # Canonical N-Quads lines of the effective delta, once computed (by the commit's digest update).
+    lines: tuple[list[str], list[str]] | None = None
+
+    def delta_lines(self) -> tuple[list[str], list[str]]:
+        if self.lines is None:
+            self.lines = (
+                [quad_line(q) for q in self.additions],
+                [quad_line(q) for q in self.removals],
+            )
+        return self.lines
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.t0) * 1000.0
@@ -218,9 +228,8 @@ class TransactionManager:
         t = time.perf_counter()
         self.store.remove_all(staged)
         self.store.flush()
-        self._state.update(
-            added=(quad_line(q) for q in tx.additions), removed=(quad_line(q) for q in tx.removals)
-        )
+        added, removed = tx.delta_lines()
+        self._state.update(added=added, removed=removed)
         self._state_hex = self._state.hexdigest()
         tx.state_after = self._state_hex
         tx.timings["commit"] = _ms(time.perf_counter() - t)
@@ -234,8 +243,7 @@ class TransactionManager:
 
     def _receipt(self, tx: _Tx) -> Receipt:
         committed = tx.status == "committed"
-        additions = [quad_line(q) for q in tx.additions]
-        removals = [quad_line(q) for q in tx.removals]
+        additions, removals = tx.delta_lines()
         tx.timings["total"] = _ms(time.perf_counter() - tx.t0)
         return Receipt(
             id=str(uuid.uuid4()),
