@@ -26,6 +26,7 @@ from kgc.store.base import Store
 ADDITIONS_GRAPH = ox.NamedNode("urn:kgc:delta:additions")
 REMOVALS_GRAPH = ox.NamedNode("urn:kgc:delta:removals")
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_DEFAULT = ox.DefaultGraph()
 _DETAIL_ROWS = 5
 
 
@@ -162,12 +163,13 @@ class Shacl:
     """Fires when the shapes report a violation.
 
     ``scope="delta"`` validates the nodes the delta touches: the data graph is every default-graph
-    triple whose subject or object is such a node, plus the ``rdf:type`` of each neighbour. The
-    class in an ``rdf:type`` statement does not count as touched, so its instances are not read.
-    That is exact for shapes whose targets and paths stay within one hop of a touched node (class
-    and subjects-of targets, direct properties, ``sh:class`` on values); deeper paths, and shapes
-    about class nodes themselves, need ``scope="graph"``, which validates the whole default graph
-    at O(graph) cost.
+    triple whose subject is a subject or object of a changed triple, every triple pointing at a
+    changed triple's subject, and the ``rdf:type`` of each neighbour. The class in an ``rdf:type``
+    statement does not count as touched, so its instances are not read. That is exact for shapes
+    whose targets and paths stay within one hop of a touched node (class and subjects-of targets,
+    direct properties, ``sh:class`` on values, inverse paths on changed subjects); deeper paths,
+    inverse paths on changed objects, and shapes about class nodes themselves need
+    ``scope="graph"``, which validates the whole default graph at O(graph) cost.
     """
 
     text: str
@@ -221,30 +223,36 @@ class Shacl:
 
 
 def _neighbourhood(ctx: EvalContext) -> list[ox.Quad]:
-    default = ox.DefaultGraph()
     changed = (*ctx.additions, *ctx.removals)
-    focus = {q.subject for q in changed}
-    # The class named by an rdf:type statement is not a touched node: expanding it would pull in
+    subjects = {q.subject for q in changed}
+    # An object of a changed triple is read outward only. Its incoming edges can be huge (every
+    # sensor with the unit degC) and matter only to inverse paths, which are exact for subjects.
+    # The class named by an rdf:type statement is not touched at all: expanding it would pull in
     # every instance of the class (owl:NamedIndividual alone can have tens of thousands).
-    focus |= {
+    objects = {
         q.object
         for q in changed
         if q.predicate != RDF_TYPE and not isinstance(q.object, ox.Literal)
     }
     out: dict[ox.Quad, None] = {}
-    for node in focus:
-        for quad in ctx.store.quads_for_pattern(node, None, None, default):
-            out[quad] = None
-            if not isinstance(quad.object, ox.Literal):
-                out.update(
-                    dict.fromkeys(ctx.store.quads_for_pattern(quad.object, RDF_TYPE, None, default))
-                )
-        for quad in ctx.store.quads_for_pattern(None, None, node, default):
+    for node in subjects | objects:
+        _add_outgoing(ctx.store, node, out)
+    for node in subjects:
+        for quad in ctx.store.quads_for_pattern(None, None, node, _DEFAULT):
             out[quad] = None
             out.update(
-                dict.fromkeys(ctx.store.quads_for_pattern(quad.subject, RDF_TYPE, None, default))
+                dict.fromkeys(ctx.store.quads_for_pattern(quad.subject, RDF_TYPE, None, _DEFAULT))
             )
     return list(out)
+
+
+def _add_outgoing(store: Store, node: Any, out: dict[ox.Quad, None]) -> None:
+    for quad in store.quads_for_pattern(node, None, None, _DEFAULT):
+        out[quad] = None
+        if not isinstance(quad.object, ox.Literal):
+            out.update(
+                dict.fromkeys(store.quads_for_pattern(quad.object, RDF_TYPE, None, _DEFAULT))
+            )
 
 
 def _shacl_violations(report: Any) -> ConditionResult:
