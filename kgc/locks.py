@@ -1,4 +1,9 @@
-"""A readers-writer lock that prefers the writer, so a stream of readers cannot starve commits."""
+"""A readers-writer lock that prefers the writer, so a stream of readers cannot starve commits.
+
+The thread holding the write side may also read (a pre-commit hook's ``run`` callable that queries
+the engine sees the proposed state, as its condition did); it may not take the write side again,
+which would wait on itself forever, so that raises ``TransactionError`` instead.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,23 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kgc.errors import TransactionError
+
 
 class ReadWriteLock:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
-        self._writer = False
+        self._writer: int | None = None
         self._waiting_writers = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
+        if self._writer == threading.get_ident():
+            yield
+            return
         with self._cond:
-            while self._writer or self._waiting_writers:
+            while self._writer is not None or self._waiting_writers:
                 self._cond.wait()
             self._readers += 1
         try:
@@ -30,15 +40,21 @@ class ReadWriteLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._writer == me:
+            raise TransactionError(
+                "a transaction cannot be applied while this thread is applying another one "
+                "(was apply() called from a pre-commit hook?)"
+            )
         with self._cond:
             self._waiting_writers += 1
-            while self._writer or self._readers:
+            while self._writer is not None or self._readers:
                 self._cond.wait()
             self._waiting_writers -= 1
-            self._writer = True
+            self._writer = me
         try:
             yield
         finally:
             with self._cond:
-                self._writer = False
+                self._writer = None
                 self._cond.notify_all()

@@ -32,6 +32,8 @@ from kgc.rdf.terms import (
 
 QuadLike = ox.Quad | ox.Triple | tuple[Any, ...]
 _JSON_KEYS = ("subject", "predicate", "object", "graph")
+_PROBE = ox.NamedNode("urn:kgc:probe")
+_PROBE_TEXT = f"<{_PROBE.value}>"
 
 
 class Delta:
@@ -259,6 +261,10 @@ def _json_side(entries: Any, side: str, scope: dict[str, ox.BlankNode]) -> list[
         parsed = _parse_scoped(line, rdf_format("nquads"), where, None, False, scope)
         if len(parsed) != 1:
             raise InputError(f"{where}: expected exactly one statement, found {len(parsed)}")
+        if isinstance(entry, Mapping):
+            for key in _JSON_KEYS:
+                if entry.get(key):
+                    _check_one_term(entry[key], key, where)
         quads.extend(parsed)
     return quads
 
@@ -272,7 +278,28 @@ def _json_statement(entry: Mapping[str, Any], where: str) -> str:
         raise InputError(
             f"{where}: '{missing[0]}' is required and must be a string in N-Triples syntax"
         )
+    graph = entry.get("graph")
+    if graph is not None and not isinstance(graph, str):
+        raise InputError(f"{where}: 'graph' must be a string in N-Triples syntax, got {graph!r}")
     terms = [entry[key] for key in _JSON_KEYS if entry.get(key)]
     if any("\n" in t or "\r" in t for t in terms):
         raise InputError(f"{where}: a term must not contain a raw line break; escape it as \\n")
     return " ".join(terms) + " ."
+
+
+def _check_one_term(term: str, key: str, where: str) -> None:
+    # A field must be one term, not a fragment of a statement: with the object "<urn:o> . #" the
+    # joined line would still parse, as one quad that silently lost its graph. So each field is
+    # parsed alone, between probe terms, and must leave the probes where they are.
+    slot = _JSON_KEYS.index(key)
+    parts = [_PROBE_TEXT] * 4
+    parts[slot] = term
+    try:
+        (quad,) = parse_text(" ".join(parts) + " .", "nquads", rename_blank_nodes=False)
+    except (InputError, ValueError):
+        quad = None
+    terms = () if quad is None else (quad.subject, quad.predicate, quad.object, quad.graph_name)
+    if len(terms) != 4 or any(t != _PROBE for i, t in enumerate(terms) if i != slot):
+        raise InputError(
+            f"{where}: '{key}' must be exactly one term in N-Triples syntax, got {term!r}"
+        )

@@ -46,7 +46,11 @@ def rdf_format(name: str) -> ox.RdfFormat:
 
 
 def format_for_path(path: Path) -> ox.RdfFormat:
-    return rdf_format(path.suffix or path.name)
+    """The format a file's extension names; an unknown one is refused naming the file."""
+    try:
+        return rdf_format(path.suffix or path.name)
+    except RDFSyntaxError as exc:
+        raise RDFSyntaxError(exc.reason, str(path), None, None) from None
 
 
 def parse_text(
@@ -60,6 +64,8 @@ def parse_text(
 ) -> list[ox.Quad]:
     """Parse ``text`` entirely; refuse it whole on the first error."""
     rdf = fmt if isinstance(fmt, ox.RdfFormat) else rdf_format(fmt)
+    if isinstance(text, str):
+        text = _utf8(text, source)
     parser = ox.parse(
         text, format=rdf, base_iri=base_iri, rename_blank_nodes=rename_blank_nodes, lenient=lenient
     )
@@ -86,6 +92,19 @@ def parse_file(
     path: str | os.PathLike[str], fmt: str | ox.RdfFormat | None = None, *, lenient: bool = False
 ) -> list[ox.Quad]:
     return list(iter_file(path, fmt, lenient=lenient))
+
+
+def _utf8(text: str, source: str) -> bytes:
+    # A str may hold a lone surrogate (from a JSON "\ud800" escape, say); pyoxigraph cannot
+    # take such a str at all, so refuse it here, at its place, as the parser does an escaped one.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        column = exc.start - text.rfind("\n", 0, exc.start)
+        code = ord(text[exc.start])
+        message = f"U+{code:04X} is a lone surrogate, not a Unicode character"
+        raise RDFSyntaxError(message, source, line, column) from exc
 
 
 def _guarded(parser: Iterator[ox.Quad], source: str) -> Iterator[ox.Quad]:

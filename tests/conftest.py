@@ -1,0 +1,37 @@
+"""Shared fixtures: real engines (in memory and on disk) and the external cases.
+
+The external cases live in ``shared/`` beside the checkout (``../shared`` from the repository root);
+tests that need them skip, saying where they looked, when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kgc import KnowledgeEngine
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _no_kgc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read ``KGC_*`` variables; a developer's shell must not change what tests see."""
+    for name in list(os.environ):
+        if name.startswith("KGC_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"external cases not found at {SHARED}: clone shared/ beside the checkout")
+    return SHARED
+
+
+@pytest.fixture
+def engine() -> KnowledgeEngine:
+    """An engine over a fresh in-memory store, strict mode, no hooks."""
+    return KnowledgeEngine()
