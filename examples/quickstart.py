@@ -14,10 +14,14 @@ def main() -> None:
             message="equipment cannot feed itself",
         )
     )
-    ok = engine.apply(Delta.from_text(f"<urn:ex:ahu1> {FEEDS} <urn:ex:vav1> ."), actor="integration")
+    ok = engine.apply(
+        Delta.from_text(f"<urn:ex:ahu1> {FEEDS} <urn:ex:vav1> ."), actor="integration"
+    )
     print("committed:", ok.committed, "state:", ok.state_after[:16])
 
-    bad = engine.apply(Delta.from_text(f"<urn:ex:ahu1> {FEEDS} <urn:ex:ahu1> ."), actor="integration")
+    bad = engine.apply(
+        Delta.from_text(f"<urn:ex:ahu1> {FEEDS} <urn:ex:ahu1> ."), actor="integration"
+    )
     print("status:", bad.status, "vetoed by:", bad.vetoed_by, "reason:", bad.hooks[0].reason)
     print("graph unchanged:", bad.state_after == ok.state_after, "triples:", len(engine))
 

@@ -19,6 +19,7 @@ from kgc.transaction import QueryResult, TransactionManager
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 10_000
+LOAD_BUDGET_MS_PER_QUAD = 0.1
 
 
 class KnowledgeEngine:
@@ -41,8 +42,10 @@ class KnowledgeEngine:
             timeout_ms=settings.transaction_timeout_ms,
         )
 
-    def apply(self, delta: Delta, actor: str = "anonymous") -> Receipt:
-        return self.transactions.apply(delta, actor=actor)
+    def apply(
+        self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
+    ) -> Receipt:
+        return self.transactions.apply(delta, actor=actor, timeout_ms=timeout_ms)
 
     def query(self, sparql: str) -> QueryResult:
         return self.transactions.query(sparql)
@@ -59,7 +62,11 @@ class KnowledgeEngine:
         lenient: bool = False,
         progress: ProgressCallback | None = None,
     ) -> Receipt:
-        """Load an RDF file as one governed transaction (hooks in force judge it)."""
+        """Load an RDF file as one governed transaction (hooks in force judge it).
+
+        The pre-commit budget grows with the file: the configured transaction timeout plus
+        ``LOAD_BUDGET_MS_PER_QUAD`` per quad, so a large load is not refused for its size alone.
+        """
         quads: list[ox.Quad] = []
         for quad in iter_file(Path(path), lenient=lenient):
             quads.append(quad)
@@ -67,7 +74,8 @@ class KnowledgeEngine:
                 progress(len(quads))
         if progress is not None:
             progress(len(quads))
-        return self.apply(self.delta(quads), actor=actor)
+        budget = self.settings.transaction_timeout_ms + LOAD_BUDGET_MS_PER_QUAD * len(quads)
+        return self.apply(self.delta(quads), actor=actor, timeout_ms=budget)
 
     @property
     def state_digest(self) -> str:

@@ -66,6 +66,7 @@ class _Tx:
     snapshot: HookSnapshot
     state_before: str
     state_after: str = ""
+    budget_ms: float = 0.0
     t0: float = field(default_factory=time.perf_counter)
     started_at: str = field(default_factory=_now)
     additions: list[ox.Quad] = field(default_factory=list)
@@ -138,12 +139,15 @@ class TransactionManager:
 
     # Writing --------------------------------------------------------------------------------
 
-    def apply(self, delta: Delta, actor: str = "anonymous") -> Receipt:
+    def apply(
+        self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
+    ) -> Receipt:
         """Apply ``delta`` as one governed transaction and return its receipt.
 
         The receipt's ``committed`` flag is the truth: ``False`` means the graph is exactly as
         before. Errors in input raise before anything is attempted; a ``StoreError`` during
         revert means the store itself failed and should be treated as unavailable.
+        ``timeout_ms`` overrides the manager's pre-commit budget for this one transaction.
         """
         if not isinstance(delta, Delta):
             raise InputError(f"apply() takes a Delta, got {type(delta).__name__}")
@@ -151,6 +155,7 @@ class TransactionManager:
             raise InputError("apply() needs a non-empty actor")
         with self._lock.write():
             tx = _Tx(delta, actor, self.hooks.snapshot(), self._state_hex)
+            tx.budget_ms = self.timeout_ms if timeout_ms is None else timeout_ms
             self._effective(tx)
             if tx.additions or tx.removals:
                 self._govern_and_commit(tx)
@@ -199,10 +204,10 @@ class TransactionManager:
             bad = next(v for v in tx.verdicts if v.verdict in ("error", "timeout"))
             tx.status = "error" if bad.verdict == "error" else "timeout"
             tx.error = f"pre-commit hook {bad.hook!r} failed ({bad.verdict}): {bad.reason}"
-        elif tx.elapsed_ms() > self.timeout_ms:
+        elif tx.elapsed_ms() > tx.budget_ms:
             tx.status = "timeout"
             took = tx.elapsed_ms()
-            tx.error = f"transaction took {took:.1f} ms before commit; limit {self.timeout_ms} ms"
+            tx.error = f"transaction took {took:.1f} ms before commit; limit {tx.budget_ms} ms"
 
     def _post_conditions(self, tx: _Tx, ctx: EvalContext) -> list[tuple[Hook, ConditionResult]]:
         fired = []
@@ -324,7 +329,8 @@ def _finish(
     hook: Hook, verdict: Any, result: ConditionResult | None, reason: str, t: float
 ) -> HookVerdict:
     duration = (time.perf_counter() - t) * 1000.0
-    if duration > hook.timeout_ms and verdict != "error":
+    if duration > hook.timeout_ms and verdict in ("pass", "ran"):
+        # A veto or an error found late still stands; only a clean result is overturned.
         verdict, reason = "timeout", f"took {duration:.1f} ms; limit {hook.timeout_ms} ms"
     fired = bool(result and result.fired)
     return HookVerdict(hook.name, hook.phase, verdict, fired, round(duration, 4), reason)

@@ -453,3 +453,8 @@ def test_apply_refuses_what_is_not_a_delta(engine: KnowledgeEngine) -> None:
         engine.apply([ox.Quad(S, P, V)])  # type: ignore[arg-type]
     with pytest.raises(InputError, match=r"apply\(\) needs a non-empty actor"):
         engine.apply(DEFAULT_ONLY, actor="  ")
+
+
+def test_unknown_format_is_refused_even_for_empty_text() -> None:
+    with pytest.raises(RDFSyntaxError, match="unknown RDF format 'rdfxml'"):
+        Delta.from_text("", format="rdfxml")

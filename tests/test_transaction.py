@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pyoxigraph as ox
@@ -401,6 +402,37 @@ def test_transaction_budget_refuses_a_slow_transaction() -> None:
     assert receipt.error.startswith("transaction took ")
     assert receipt.error.endswith("ms before commit; limit 5.0 ms")
     assert len(engine) == 0
+
+
+def test_slow_veto_still_vetoes_in_non_strict_mode() -> None:
+    engine = KnowledgeEngine(strict_mode=False)
+    engine.hooks.register(Hook("slow-veto", SlowCondition(0.03, fires=True), timeout_ms=1))
+
+    receipt = engine.apply(GOOD)
+
+    assert (receipt.status, receipt.committed) == ("vetoed", False)
+    assert receipt.hooks[0].verdict == "veto"
+    assert len(engine) == 0
+
+
+def test_per_call_budget_overrides_the_configured_one() -> None:
+    engine = KnowledgeEngine(transaction_timeout_ms=5)
+    engine.hooks.register(Hook("slow-but-in-limit", SlowCondition(0.03), timeout_ms=1000))
+
+    receipt = engine.apply(GOOD, timeout_ms=5000)
+
+    assert receipt.committed
+
+
+def test_load_budget_grows_with_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "many.nt"
+    data.write_text("".join(f'<urn:s{i}> <urn:p> "{i}" .\n' for i in range(5000)))
+    engine = KnowledgeEngine(transaction_timeout_ms=0.001)
+
+    receipt = engine.load(data)
+
+    assert receipt.committed, receipt.error
+    assert len(engine) == 5000
 
 
 # One writer at a time ---------------------------------------------------------------------------

@@ -217,6 +217,8 @@ def _parse_scoped(
     scope: dict[str, ox.BlankNode],
 ) -> list[ox.Quad]:
     if not text:
+        if not isinstance(fmt, ox.RdfFormat):
+            rdf_format(fmt)  # an unknown format name is refused even for empty text
         return []
     quads = parse_text(
         text, fmt, source=source, base_iri=base_iri, lenient=lenient, rename_blank_nodes=False
