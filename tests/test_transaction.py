@@ -7,8 +7,8 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
