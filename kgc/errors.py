@@ -18,6 +18,10 @@
     │   ├── DuplicateHook           a second hook with a name already registered
     │   └── UnknownHook             removing or reading a hook that is not registered
     ├── StoreError                  the store failed (I/O, corruption); wraps the cause
+    │   └── RecoveryError           the store could not be brought to the journal's state
+    ├── LockchainError              the journal or the lockchain cannot be used
+    │   ├── LockchainBusy           another process is writing the same lockchain
+    │   └── JournalCorrupt          a journal record that cannot be read or does not chain
     └── TransactionError            the pipeline failed before the commit point
         └── TransactionTimeout      the pre-commit budget ran out
 
@@ -105,6 +109,22 @@ class UnknownHook(HookError):
 
 class StoreError(KGCError):
     """The store failed; the cause is chained."""
+
+
+class RecoveryError(StoreError):
+    """After replaying the journal, the graph does not match the last committed receipt."""
+
+
+class LockchainError(KGCError):
+    """The journal or the lockchain cannot be used."""
+
+
+class LockchainBusy(LockchainError):
+    """Another process holds the writer lock of this lockchain directory."""
+
+
+class JournalCorrupt(LockchainError):
+    """A journal record that cannot be read, or that does not chain to the one before."""
 
 
 class TransactionError(KGCError):

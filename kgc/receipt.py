@@ -10,6 +10,7 @@ from kgc.hooks.model import HookVerdict
 from kgc.rdf.digest import DELTA_ALGORITHMS, STATE_ALGORITHM
 
 FORMAT_VERSION = "kgc-receipt/1"
+UNSEALED = ("hash", "signature", "effects")
 Status = Literal["committed", "vetoed", "error", "timeout"]
 ALGORITHMS = {
     "delta_digest": list(DELTA_ALGORITHMS),
@@ -40,6 +41,14 @@ class Receipt:
     error: str | None = None
     format_version: str = FORMAT_VERSION
     algorithms: dict[str, Any] = field(default_factory=lambda: dict(ALGORITHMS))
+    # Set when a lockchain journal sealed the receipt (see docs/lockchain.md).
+    seq: int | None = None
+    prev: str | None = None
+    key_id: str | None = None
+    hash: str | None = None
+    signature: str | None = None
+    # Post-commit effects run after the lock is released: recorded, never part of the chain.
+    effects: tuple[HookVerdict, ...] = ()
 
     @property
     def vetoed_by(self) -> list[str]:
@@ -48,6 +57,15 @@ class Receipt:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["literal_rewrites"] = [{"written": w, "stored": s} for w, s in self.literal_rewrites]
+        return data
+
+    def body(self) -> dict[str, Any]:
+        """The fields a lockchain seals: everything but ``hash``, ``signature`` and ``effects``."""
+        data = self.to_dict()
+        for name in UNSEALED:
+            data.pop(name)
+        if self.key_id is None:
+            data.pop("key_id")
         return data
 
     def to_json(self, **kwargs: Any) -> str:

@@ -28,13 +28,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from kgc.errors import InputError, QuerySyntaxError, StoreError
+from kgc.errors import InputError, QuerySyntaxError, RecoveryError, StoreError
 from kgc.hooks.conditions import ConditionResult, EvalContext
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
@@ -44,6 +44,9 @@ from kgc.rdf.digest import StateDigest, delta_digests
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX, quad_line
 from kgc.receipt import Receipt, Status
 from kgc.store.base import Store
+
+if TYPE_CHECKING:
+    from kgc.lockchain.journal import Journal
 
 logger = logging.getLogger(__name__)
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
@@ -101,15 +104,20 @@ class TransactionManager:
         *,
         strict: bool = True,
         timeout_ms: float = 2000.0,
+        journal: Journal | None = None,
     ) -> None:
         self.store = store
         self.hooks = hooks if hooks is not None else HookManager()
         self.strict = strict
         self.timeout_ms = timeout_ms
+        self.journal = journal
+        self.recovery = journal.recover(store, persistent=_persistent(store)) if journal else None
         self._lock = ReadWriteLock()
         self._state = StateDigest.of(_user_lines(store))
         self._state_hex = self._state.hexdigest()
         self.on_receipt: list[Callable[[Receipt], None]] = []
+        if journal is not None:
+            _check_recovered(journal, self._state_hex)
 
     # Reading --------------------------------------------------------------------------------
 
@@ -158,12 +166,35 @@ class TransactionManager:
             tx.budget_ms = self.timeout_ms if timeout_ms is None else timeout_ms
             self._effective(tx)
             if tx.additions or tx.removals:
+                self._intent(tx)
                 self._govern_and_commit(tx)
+            receipt = self._seal(self._receipt(tx), tx)
         if tx.status == "committed" and tx.fired_post:
-            self._run_post(tx)
-        receipt = self._receipt(tx)
+            receipt = self._run_post(tx, receipt)
         self._announce(receipt)
         return receipt
+
+    def _intent(self, tx: _Tx) -> None:
+        if self.journal is not None:
+            added, removed = tx.delta_lines()
+            self.journal.intent(self.journal.next_seq(), added, removed)
+
+    def _seal(self, receipt: Receipt, tx: _Tx) -> Receipt:
+        """Chain and durably journal the receipt (pipeline steps 5 and 7), under the lock."""
+        if self.journal is None:
+            return receipt
+        added, removed = tx.delta_lines()
+        sealed = self.journal.seal(receipt.body(), added, removed)
+        if receipt.committed and _persistent(self.store):
+            self.journal.mark_applied(self.store, sealed.seq)
+        return replace(
+            receipt,
+            seq=sealed.seq,
+            prev=sealed.body["prev"],
+            key_id=sealed.body.get("key_id"),
+            hash=sealed.hash,
+            signature=sealed.signature,
+        )
 
     def _effective(self, tx: _Tx) -> None:
         store = self.store
@@ -239,12 +270,12 @@ class TransactionManager:
         tx.state_after = self._state_hex
         tx.timings["commit"] = _ms(time.perf_counter() - t)
 
-    def _run_post(self, tx: _Tx) -> None:
-        t = time.perf_counter()
+    def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
         ctx = EvalContext(self.store, tx.additions, tx.removals)
-        for hook, result in tx.fired_post:
-            tx.verdicts.append(_run_effect(hook, result, ctx))
-        tx.timings["post_hooks"] = _ms(time.perf_counter() - t)
+        effects = tuple(_run_effect(hook, result, ctx) for hook, result in tx.fired_post)
+        if self.journal is not None and receipt.seq is not None:
+            self.journal.after(receipt.seq, [asdict(v) for v in effects])
+        return replace(receipt, effects=effects)
 
     def _receipt(self, tx: _Tx) -> Receipt:
         committed = tx.status == "committed"
@@ -279,6 +310,19 @@ class TransactionManager:
                 listener(receipt)
             except Exception:
                 logger.exception("receipt listener %r failed", listener)
+
+
+def _persistent(store: Store) -> bool:
+    return getattr(store, "path", None) is not None
+
+
+def _check_recovered(journal: Journal, state: str) -> None:
+    expected = journal.last_committed_state()
+    if expected is not None and expected != state:
+        raise RecoveryError(
+            f"after recovery from {journal.path} the graph's state digest is {state}, but the "
+            f"last committed receipt (seq {journal.last_seq} or before) says {expected}"
+        )
 
 
 def _user_lines(store: Store) -> Any:
