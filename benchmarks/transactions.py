@@ -596,11 +596,11 @@ def run_size(size: int, args: argparse.Namespace) -> list[Result]:
     another's graph, history or heap (a heap that held a 1M-triple store makes pyoxigraph's later
     allocations, and so its queries, slower)."""
     if args.in_process:
-        return [run_row(size, config, args) for config in ROWS]
+        return [run_row(size, config, args) for config in args.rows]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     results = []
-    for config in ROWS:
+    for config in args.rows:
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             results.append(pool.submit(run_row, size, config, args).result())
     return results
@@ -670,7 +670,7 @@ def render(results: list[Result]) -> tuple[str, list[Check]]:
     for r in results:
         c50, c99 = checks.get((r.size, r.config), (None, None))
         flat += [c for c in (c50, c99) if c is not None]
-        base = raw[r.size]
+        base = raw.get(r.size, r)
         lines.append(
             f"{_size(r.size):>5}  {LABELS[r.config]:<24}  {len(r.samples_ns):>5}  "
             f"{r.p50:>9.1f}  {c50.cell() if c50 else '-':<14}  "
@@ -696,11 +696,20 @@ def main(argv: list[str] | None = None) -> int:
         help="bulk load generated N-Triples text (default) or Python Quad objects",
     )
     parser.add_argument(
+        "--rows",
+        type=lambda text: text.split(","),
+        default=ROWS,
+        help=f"comma-separated rows to run, of {','.join(ROWS)} (default: all)",
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="run every row in this process (for profiling)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
+    unknown = set(args.rows) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown row(s): {', '.join(sorted(unknown))}; choose from {', '.join(ROWS)}")
     quick = args.quick
     sizes = (
         [int(s) for s in args.sizes.split(",")]
