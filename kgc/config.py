@@ -32,6 +32,23 @@ class Settings(BaseSettings):
         default=2000.0, gt=0, description="Pre-commit time budget of one transaction."
     )
     max_hooks: int = Field(default=10_000, gt=0, description="Most hooks that may be registered.")
+    lockchain_path: Path | None = Field(
+        default=None,
+        description="Directory of the lockchain (journal, git anchor); no lockchain when unset.",
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key that signs receipts (PEM or hex seed)."
+    )
+    signing_key_env: str | None = Field(
+        default=None, description="Name of an environment variable holding the signing key."
+    )
+    journal_fsync: bool = Field(
+        default=True, description="fsync each receipt before apply() returns (durability)."
+    )
+    git_anchoring: bool = Field(default=True, description="Anchor receipts in git in batches.")
+    anchor_batch_size: int = Field(
+        default=100, gt=0, description="Receipts per git anchor commit (1: one per receipt)."
+    )
     literal_policy: Literal["normalize", "refuse"] = Field(
         default="normalize",
         description="What to do with literals the store would rewrite (see docs/literals.md).",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
@@ -16,6 +16,10 @@ from kgc.rdf.parse import iter_file
 from kgc.receipt import Receipt
 from kgc.store.oxigraph import OxigraphStore
 from kgc.transaction import QueryResult, TransactionManager
+
+if TYPE_CHECKING:
+    from kgc.lockchain.anchor import Anchorer
+    from kgc.lockchain.journal import Journal
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 10_000
@@ -35,12 +39,32 @@ class KnowledgeEngine:
         self.hooks = HookManager(max_hooks=settings.max_hooks)
         if settings.hooks_path is not None:
             self.hooks.load(settings.hooks_path)
+        self.journal, self.anchorer = _lockchain(settings)
         self.transactions = TransactionManager(
             self.store,
             self.hooks,
             strict=settings.strict_mode,
             timeout_ms=settings.transaction_timeout_ms,
+            journal=self.journal,
         )
+        if self.anchorer is not None:
+            anchorer = self.anchorer
+            self.transactions.on_receipt.append(lambda _receipt: anchorer.notify())
+            anchorer.notify()
+
+    def close(self) -> None:
+        """Anchor what is pending, release the lockchain's writer lock and flush the store."""
+        if self.anchorer is not None:
+            self.anchorer.close()
+        if self.journal is not None:
+            self.journal.close()
+        self.store.flush()
+
+    def __enter__(self) -> KnowledgeEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def apply(
         self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
@@ -83,3 +107,23 @@ class KnowledgeEngine:
 
     def __len__(self) -> int:
         return len(self.store)
+
+
+def _lockchain(settings: Settings) -> tuple[Journal | None, Anchorer | None]:
+    """The journal and anchorer for ``settings.lockchain_path``, or none when it is unset."""
+    if settings.lockchain_path is None:
+        return None, None
+    from kgc.lockchain.anchor import Anchorer
+    from kgc.lockchain.journal import Journal
+    from kgc.lockchain.signing import SigningKey
+
+    key = None
+    if settings.signing_key_file is not None:
+        key = SigningKey.from_file(settings.signing_key_file)
+    elif settings.signing_key_env is not None:
+        key = SigningKey.from_env(settings.signing_key_env)
+    journal = Journal(settings.lockchain_path, key=key, fsync=settings.journal_fsync)
+    anchorer = None
+    if settings.git_anchoring:
+        anchorer = Anchorer(settings.lockchain_path, key=key, batch_size=settings.anchor_batch_size)
+    return journal, anchorer
