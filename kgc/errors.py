@@ -4,6 +4,8 @@
 
     KGCError
     ├── ConfigError                 a setting is missing or has a bad value
+    │   └── SigningKeyError         an unreadable or non-Ed25519 signing key (names the file or var)
+    ├── CanonicalJSONError          a value with no RFC 8785 form (names its path, e.g. $.hooks[2])
     ├── InputError                  bad input, refused before anything changed
     │   ├── RDFSyntaxError          text that does not parse (file, line, column)
     │   ├── TermError               a term that is not valid RDF (surrogates, bad IRI)
@@ -37,6 +39,24 @@ class KGCError(Exception):
 
 class ConfigError(KGCError):
     """A setting is missing or has a bad value."""
+
+
+class SigningKeyError(ConfigError):
+    """A signing key that cannot be read, or is not an Ed25519 private key.
+
+    The message names the file or environment variable, never the key material.
+    """
+
+
+class CanonicalJSONError(KGCError):
+    """A value that has no RFC 8785 canonical JSON form.
+
+    ``path`` locates the value inside the one given, JSONPath-style: ``$``, ``$.hooks[2].score``.
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class InputError(KGCError):
