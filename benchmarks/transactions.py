@@ -13,14 +13,16 @@ Every timed transaction adds one new point to an existing VAV (4 triples: type, 
 again, untimed (for kgc through a governed ``apply`` of the removal delta), so the graph keeps its
 size throughout and the state digest returns to its starting value, which the script checks.
 
-Rows, each on a freshly built graph so that none inherits another's history: raw
+Rows, each on a freshly built graph in a process of its own (forked before any store exists), so
+that none inherits another's graph, history or heap: raw
 ``Store.extend`` of the same 4 quads on a plain pyoxigraph store; raw ``Store.query`` of the ASK
 hook's query with the delta staged by hand (what pyoxigraph alone spends on that hook); then kgc
 ``TransactionManager.apply`` with no hooks, one ASK hook, ten hooks (ASK and SELECT) and one SHACL
 hook. Before a configuration is timed, a delta that breaks its policy is applied once and must be
 vetoed, so the hooks are known to be live. Times are ``time.perf_counter_ns`` around the one call;
-the garbage collector stays on. ``drift`` is the p50 of the last tenth of the timed calls over
-that of the first tenth: above 1 means the cost grows with the number of transactions applied.
+the garbage collector stays on. The machine is not isolated: the load average is printed at the
+start and end, and another busy process shows up mostly in p99. ``drift`` is the p50 of the last
+tenth of the timed calls over that of the first: above 1, cost grows with transactions applied.
 
 Targets (from the issue): with one ASK hook at 10k triples, p50 <= 100 us and p99 <= 1 ms; at 1M
 triples both within 1.5x of the 10k figures.
