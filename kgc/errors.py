@@ -49,7 +49,7 @@ class SigningKeyError(ConfigError):
 
 
 class CanonicalJSONError(KGCError):
-    """A value that has no RFC 8785 canonical JSON form.
+    """A value that has no RFC 8785 canonical JSON form, or JSON text that I-JSON refuses.
 
     ``path`` locates the value inside the one given, JSONPath-style: ``$``, ``$.hooks[2].score``.
     """

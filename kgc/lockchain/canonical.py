@@ -25,13 +25,20 @@ Choices where RFC 8785 leaves room (it requires I-JSON, RFC 7493):
 
 Every refusal is a ``CanonicalJSONError`` whose message names the offending value's path, such as
 ``$.hooks[2].score``.
+
+Reading canonical text back: a double such as ``4.871686352424257e16`` is written
+``48716863524242570``, which ``json.loads`` turns into a Python ``int`` beyond the exact range, so
+re-canonicalizing it would be refused. ``parse_json`` reads numbers as I-JSON means them (an
+integer beyond ±(2**53 - 1) is a double) and refuses duplicate member names, so that
+``canonical_json(parse_json(form)) == form`` for every canonical ``form``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from kgc.errors import CanonicalJSONError
 
@@ -236,3 +243,43 @@ def _place_point(digits: str, n: int) -> str:
     sign = "+" if exponent >= 0 else "-"
     mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
     return f"{mantissa}e{sign}{abs(exponent)}"
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON text as I-JSON (RFC 7493) reads it, the inverse of ``canonical_json``.
+
+    Integers within ±(2**53 - 1) become ``int``, all other numbers ``float``. Refuses, with
+    ``CanonicalJSONError``: text that is not JSON, duplicate member names (which value would a
+    signature cover?), and ``NaN`` / ``Infinity``.
+    """
+    try:
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_members,
+        )
+    except json.JSONDecodeError as exc:
+        raise CanonicalJSONError(f"not JSON text: {exc}", "$") from exc
+    except UnicodeDecodeError as exc:
+        raise CanonicalJSONError(f"not UTF-8 text: {exc}", "$") from exc
+    except RecursionError as exc:
+        raise CanonicalJSONError("nested too deeply to parse", "$") from exc
+
+
+def _parse_int(text: str) -> int | float:
+    value = int(text)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else float(value)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise CanonicalJSONError(f"{name} is not JSON (RFC 8259 has no such number)", "$")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in members:
+            raise CanonicalJSONError(f"member name {key!r} appears twice in one object", "$")
+        members[key] = value
+    return members

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kgc.errors import SigningKeyError
@@ -166,9 +167,18 @@ def _load_pem(text: bytes, where: str) -> Ed25519PrivateKey:
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SigningKeyError(f"{where}: PEM that does not load as a private key ({exc})") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        kind = type(key).__name__.removeprefix("_").replace("PrivateKey", "")
-        raise SigningKeyError(f"{where}: holds a key of type {kind}, not {ALGORITHM}")
+        raise SigningKeyError(f"{where}: holds a key of type {_key_type(key)}, not {ALGORITHM}")
     return key
+
+
+def _key_type(key: object) -> str:
+    if isinstance(key, rsa.RSAPrivateKey):
+        return f"RSA ({key.key_size} bits)"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"EC ({key.curve.name})"
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return "Ed448"
+    return type(key).__name__
 
 
 def _decode_seed(text: bytes) -> bytes | None:
