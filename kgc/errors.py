@@ -23,7 +23,11 @@
     │   └── RecoveryError           the store could not be brought to the journal's state
     ├── LockchainError              the journal or the lockchain cannot be used
     │   ├── LockchainBusy           another process is writing the same lockchain
-    │   └── JournalCorrupt          a journal record that cannot be read or does not chain
+    │   ├── JournalCorrupt          a journal record that cannot be read or does not chain
+    │   ├── AnchorError             receipts could not be anchored in git (names the cause)
+    │   ├── NotAnchored             a receipt or tree size asked for is not anchored yet
+    │   ├── ChainBroken             verification found a fault (names the first bad seq)
+    │   └── ProofInvalid            an inclusion or consistency proof that does not check
     └── TransactionError            the pipeline failed before the commit point
         └── TransactionTimeout      the pre-commit budget ran out
 
@@ -145,6 +149,46 @@ class LockchainBusy(LockchainError):
 
 class JournalCorrupt(LockchainError):
     """A journal record that cannot be read, or that does not chain to the one before."""
+
+
+class AnchorError(LockchainError):
+    """Receipts could not be anchored in git; the message names the cause (I/O, a broken link)."""
+
+
+class NotAnchored(LockchainError):
+    """A proof was asked for a receipt or tree size that the git anchor does not hold (yet)."""
+
+
+class ChainBroken(LockchainError):
+    """Verification of a lockchain found a fault.
+
+    ``seq`` is the first bad sequence number, ``kind`` names the check that failed (``hash``,
+    ``signature``, ``link``, ``git-object``, ...; see ``kgc.lockchain.report``).
+    """
+
+    def __init__(self, message: str, *, seq: int, kind: str) -> None:
+        super().__init__(message)
+        self.seq = seq
+        self.kind = kind
+
+
+class ProofInvalid(LockchainError):
+    """An inclusion or consistency proof that does not check; the message says which step."""
+
+
+class BackupError(KGCError):
+    """A backup that cannot be made, read or restored; the message names the archive or path."""
+
+
+class BackupCorrupt(BackupError):
+    """An archive that is not a kgc backup, or whose manifest or a member does not check.
+
+    The message names the archive and, where one is at fault, the member.
+    """
+
+
+class RestoreRefused(BackupError):
+    """A restore or rebuild target that already holds data; ``--force`` replaces it."""
 
 
 class TransactionError(KGCError):

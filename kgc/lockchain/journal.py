@@ -31,7 +31,7 @@ import pyoxigraph as ox
 
 from kgc.errors import JournalCorrupt, LockchainBusy
 from kgc.lockchain.canonical import canonical_json
-from kgc.lockchain.records import GENESIS, receipt_hash
+from kgc.lockchain.records import GENESIS, key_id, receipt_hash
 from kgc.lockchain.signing import SigningKey
 from kgc.rdf.parse import parse_text
 from kgc.store.base import Store

@@ -1,0 +1,207 @@
+"""Where the lockchain keeps things on disk, and trusting readers of the git anchor.
+
+A lockchain directory holds (``docs/lockchain.md`` specifies each format):
+
+- ``journal.jsonl``: the write-ahead journal (``kgc.lockchain.journal``);
+- ``git/``: a bare git repository; ref ``refs/kgc/lockchain`` points at the last batch commit;
+- ``anchor.lock``: the file anchorers ``flock`` around a ref update;
+- ``anchors.jsonl``: the witness, one line per batch commit the ref was moved to.
+
+The readers here trust what they read (the anchorer resuming, proofs being built);
+``kgc.lockchain.verify`` is the one that checks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from kgc.errors import AnchorError, LockchainError
+
+GIT_DIR = "git"
+REF = "refs/kgc/lockchain"
+LOCK_FILE = "anchor.lock"
+WITNESS_FILE = "anchors.jsonl"
+BATCH_FILE = "batch.json"
+KEYS_FILE = "keys.json"
+RECEIPTS_DIR = "receipts"
+SIGNATURE = ("kgc lockchain", "lockchain@kgc.invalid")
+
+
+def receipt_name(seq: int) -> str:
+    """The file name of receipt ``seq`` inside a batch's ``receipts/`` tree."""
+    return f"{seq:012d}.json"
+
+
+@dataclass
+class BatchInfo:
+    """What ``batch.json`` and ``keys.json`` of one batch commit say (not checked)."""
+
+    commit: str
+    batch: int
+    first_seq: int
+    last_seq: int
+    batch_root: str
+    tree_head: dict[str, Any]
+    chain_head: str
+    leaf_hashes: list[bytes] = field(repr=False)
+    keys: dict[str, str]
+
+
+def open_repo(directory: Path, *, create: bool) -> pygit2.Repository | None:
+    """The bare repository ``directory/git``; created when missing if ``create``, else ``None``."""
+    path = directory / GIT_DIR
+    try:
+        if (path / "HEAD").exists():
+            return pygit2.Repository(str(path))
+        if not create:
+            return None
+        return pygit2.init_repository(str(path), bare=True)
+    except pygit2.GitError as exc:
+        raise AnchorError(f"{path}: cannot open the lockchain's git repository ({exc})") from exc
+
+
+def ref_target(repo: pygit2.Repository) -> str | None:
+    """The commit id the lockchain ref points at, or ``None`` before the first batch."""
+    try:
+        ref = repo.references.get(REF)
+    except (pygit2.GitError, ValueError) as exc:
+        raise AnchorError(f"{repo.path}: ref {REF} cannot be read ({exc})") from exc
+    if ref is None:
+        return None
+    return str(ref.target)
+
+
+def history(repo: pygit2.Repository, head: str, stop: str | None = None) -> list[pygit2.Commit]:
+    """Batch commits from the first (or the one after ``stop``) to ``head``, oldest first.
+
+    Follows first parents. Raises ``LookupError`` if ``stop`` is given but not met.
+    """
+    commits: list[pygit2.Commit] = []
+    commit = _commit(repo, head)
+    while str(commit.id) != stop:
+        commits.append(commit)
+        if not commit.parent_ids:
+            if stop is not None:
+                raise LookupError(stop)
+            break
+        commit = _commit(repo, str(commit.parent_ids[0]))
+    commits.reverse()
+    return commits
+
+
+def read_batch(repo: pygit2.Repository, commit: pygit2.Commit) -> BatchInfo:
+    """Parse ``batch.json`` and ``keys.json`` of ``commit``; ``AnchorError`` if unusable."""
+    try:
+        tree = commit.tree
+        doc = json.loads(_blob(repo, tree, BATCH_FILE))
+        keys = json.loads(_blob(repo, tree, KEYS_FILE))
+        return BatchInfo(
+            commit=str(commit.id),
+            batch=int(doc["batch"]),
+            first_seq=int(doc["first_seq"]),
+            last_seq=int(doc["last_seq"]),
+            batch_root=str(doc["batch_root"]),
+            tree_head=dict(doc["tree_head"]),
+            chain_head=str(doc["chain_head"]),
+            leaf_hashes=[bytes.fromhex(h) for h in doc["leaf_hashes"]],
+            keys={str(k): str(v) for k, v in keys.items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, pygit2.GitError) as exc:
+        raise AnchorError(
+            f"batch commit {commit.id} is unreadable ({type(exc).__name__}: {exc}); "
+            "run `kgc lockchain verify` on this directory"
+        ) from exc
+
+
+def read_receipt_record(repo: pygit2.Repository, commit: pygit2.Commit, seq: int) -> bytes:
+    """The bytes of ``receipts/<seq>.json`` in a batch commit."""
+    receipts = repo[commit.tree[RECEIPTS_DIR].id]
+    assert isinstance(receipts, pygit2.Tree)
+    return _blob(repo, receipts, receipt_name(seq))
+
+
+def _blob(repo: pygit2.Repository, tree: pygit2.Tree, name: str) -> bytes:
+    blob = repo[tree[name].id]
+    if not isinstance(blob, pygit2.Blob):
+        raise TypeError(f"{name} is not a file")
+    return bytes(blob.data)
+
+
+def _commit(repo: pygit2.Repository, oid: str) -> pygit2.Commit:
+    obj = repo[oid]
+    if not isinstance(obj, pygit2.Commit):
+        raise AnchorError(f"{oid} in the history of {REF} is a {type(obj).__name__}, not a commit")
+    return obj
+
+
+@contextmanager
+def anchor_lock(directory: Path) -> Iterator[None]:
+    """Hold the exclusive ``flock`` on ``directory/anchor.lock`` (blocking)."""
+    try:
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise AnchorError(f"{directory / LOCK_FILE}: cannot open ({exc.strerror})") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# The witness ---------------------------------------------------------------------------------
+
+
+def append_witness(directory: Path, info: BatchInfo) -> None:
+    """Record, after the ref moved to it, one line naming the batch commit and its tree head.
+
+    Called under ``anchor_lock``. A verifier compares every witnessed tree head with the log:
+    a ref moved back (rewound) or to a rewritten history no longer agrees with it.
+    """
+    line = {
+        "batch": info.batch,
+        "commit": info.commit,
+        "last_seq": info.last_seq,
+        "tree_head": info.tree_head,
+    }
+    data = (json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n").encode("ascii")
+    fd = os.open(directory / WITNESS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_witness(directory: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The witnessed batches in file order, and a note per line that could not be read.
+
+    An incomplete last line (a writer killed mid-write) is skipped without a note.
+    """
+    path = directory / WITNESS_FILE
+    if not path.exists():
+        return [], []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LockchainError(f"{path}: cannot be read ({exc.strerror})") from exc
+    entries: list[dict[str, Any]] = []
+    notes: list[str] = []
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines[:-1], start=1):
+        try:
+            entry = json.loads(raw)
+            int(entry["last_seq"]), int(entry["tree_head"]["size"]), str(entry["tree_head"]["root"])
+        except (ValueError, KeyError, TypeError) as exc:
+            notes.append(f"{path.name} line {number} is not a witness entry ({exc})")
+            continue
+        entries.append(entry)
+    return entries, notes
