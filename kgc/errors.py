@@ -176,21 +176,6 @@ class ProofInvalid(LockchainError):
     """An inclusion or consistency proof that does not check; the message says which step."""
 
 
-class BackupError(KGCError):
-    """A backup that cannot be made, read or restored; the message names the archive or path."""
-
-
-class BackupCorrupt(BackupError):
-    """An archive that is not a kgc backup, or whose manifest or a member does not check.
-
-    The message names the archive and, where one is at fault, the member.
-    """
-
-
-class RestoreRefused(BackupError):
-    """A restore or rebuild target that already holds data; ``--force`` replaces it."""
-
-
 class TransactionError(KGCError):
     """The pipeline failed before the commit point; nothing changed."""
 
