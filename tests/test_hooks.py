@@ -448,3 +448,84 @@ def test_shacl_hook_file_with_graph_scope(tmp_path: Path, engine: KnowledgeEngin
     receipt = engine.apply(Delta.from_text('<urn:ex:other> <urn:ex:label> "x" .'))
 
     assert {(v.hook, v.verdict) for v in receipt.hooks} == {("points", "pass"), ("whole", "veto")}
+
+
+LABELLED_POINTS = """\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix ex: <urn:ex:> .
+ex:Labelled a sh:NodeShape ;
+    sh:targetSubjectsOf ex:isPointOf ;
+    sh:property [ sh:path ex:label ; sh:minCount 1 ; sh:message "a point needs a label" ] .
+"""
+
+
+def test_shacl_delta_scope_does_not_judge_a_neighbour_on_its_partial_description(
+    engine: KnowledgeEngine,
+) -> None:
+    # p1 breaks the shape already; the delta only adds a labelled p2 to the same VAV. Only the
+    # nodes the delta touches are judged: p1 came into the data graph as a neighbour.
+    engine.apply(Delta.from_text(PREFIX + "ex:p1 ex:isPointOf ex:vav1 .", format="turtle"))
+    engine.hooks.register(Hook("labelled", Shacl(LABELLED_POINTS)))
+
+    good = engine.apply(
+        Delta.from_text(PREFIX + 'ex:p2 ex:isPointOf ex:vav1 ; ex:label "P2" .', format="turtle")
+    )
+    bad = engine.apply(Delta.from_text(PREFIX + "ex:p3 ex:isPointOf ex:vav1 .", format="turtle"))
+
+    assert good.committed, good.hooks
+    assert bad.status == "vetoed"
+    assert "<urn:ex:p3>" in bad.hooks[0].reason
+    assert "<urn:ex:p1>" not in bad.hooks[0].reason
+
+
+def test_shacl_nested_not_shape_judges_values_correctly(engine: KnowledgeEngine) -> None:
+    # Regression: pySHACL's focus_nodes option mis-evaluates nested shapes (sh:not here).
+    shapes = """\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix ex: <urn:ex:> .
+ex:OneLine a sh:NodeShape ; sh:targetSubjectsOf ex:label ;
+    sh:property [ sh:path ex:label ; sh:not [ sh:pattern "[\\\\t\\\\n]" ] ] .
+"""
+    engine.hooks.register(Hook("one-line", Shacl(shapes)))
+
+    good = engine.apply(Delta.from_text('<urn:ex:a> <urn:ex:label> "VAV 1" .'))
+    bad = engine.apply(Delta.from_text('<urn:ex:b> <urn:ex:label> "VAV\\t2" .'))
+
+    assert good.committed, good.hooks
+    assert bad.status == "vetoed"
+
+
+def test_shacl_inverse_path_on_a_changed_object_is_judged(engine: KnowledgeEngine) -> None:
+    shapes = """\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix ex: <urn:ex:> .
+ex:VavHasPoint a sh:NodeShape ; sh:targetClass ex:VAV ;
+    sh:property [ sh:path [ sh:inversePath ex:isPointOf ] ; sh:minCount 1 ] .
+"""
+    engine.apply(
+        Delta.from_text(PREFIX + "ex:vav1 a ex:VAV . ex:p1 ex:isPointOf ex:vav1 .", format="turtle")
+    )
+    engine.hooks.register(Hook("vav-has-point", Shacl(shapes)))
+
+    receipt = engine.apply(
+        Delta.from_text(removals=PREFIX + "ex:p1 ex:isPointOf ex:vav1 .", format="turtle")
+    )
+
+    assert receipt.status == "vetoed"
+    assert "<urn:ex:vav1>" in receipt.hooks[0].reason
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "PREFIX d: <urn:kgc:delta:> ASK { GRAPH d:additions { ?s ?p ?o } }",
+        "BASE <urn:kgc:delta:> ASK { GRAPH <additions> { ?s ?p ?o } }",
+        "ASK { GRAPH <\\u0075rn:kgc:delta:additions> { ?s ?p ?o } }",
+        "ASK { GRAPH <urn:kgc:delta:additions:0123> { ?s ?p ?o } }",
+        "ASK { GRAPH <urn:kgc:meta> { ?s ?p ?o } }",
+    ],
+)
+def test_delta_graph_named_other_than_in_full_is_refused_at_load(query: str) -> None:
+    # A hook that names the delta graphs in a way kgc does not rewrite would never fire.
+    with pytest.raises(HookDefinitionError, match="only as the full IRIs <urn:kgc:delta:addi"):
+        SparqlAsk(query)

@@ -6,7 +6,6 @@ from kgc.hooks.conditions import (
     Condition,
     ConditionResult,
     EvalContext,
-    Shacl,
     SparqlAsk,
     SparqlSelect,
 )
@@ -14,6 +13,7 @@ from kgc.hooks.loader import load_hook_file
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
 from kgc.hooks.refs import ConditionRef
+from kgc.hooks.shacl import Shacl
 
 __all__ = [
     "ADDITIONS_GRAPH",

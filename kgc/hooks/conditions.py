@@ -14,13 +14,15 @@ visible, as triples, in two reserved named graphs: ``<urn:kgc:delta:additions>``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 import pyoxigraph as ox
 
 from kgc.errors import HookDefinitionError
+from kgc.rdf.terms import RESERVED_GRAPH_PREFIX
 from kgc.store.base import Store
 
 ADDITIONS_GRAPH = ox.NamedNode("urn:kgc:delta:additions")
@@ -28,6 +30,7 @@ REMOVALS_GRAPH = ox.NamedNode("urn:kgc:delta:removals")
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 _DEFAULT = ox.DefaultGraph()
 _DETAIL_ROWS = 5
+_UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,29 @@ def _check_query(text: str, expected: type, kind: str, source: str) -> None:
         raise HookDefinitionError(
             f"{source}: a {kind} condition needs a {kind.split('-')[1].upper()} query"
         )
+    _check_reserved_names(text, source)
+
+
+def _check_reserved_names(text: str, source: str) -> None:
+    """Refuse reserved names that ``EvalContext.bind`` would not rewrite.
+
+    Only the two documented IRIs, written out in full, are mapped to the transaction's delta
+    graphs. A prefixed name, a ``BASE``, an escaped spelling or a guessed physical name would
+    silently name an empty graph, and a policy hook would never fire.
+    """
+    decoded = _UCHAR.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), text)
+    exact = [f"<{g.value}>" for g in (ADDITIONS_GRAPH, REMOVALS_GRAPH)]
+    stripped = decoded
+    for iri in exact:
+        stripped = stripped.replace(iri, "")
+    escaped = sum(decoded.count(i) for i in exact) != sum(text.count(i) for i in exact)
+    if RESERVED_GRAPH_PREFIX in stripped or escaped:
+        raise HookDefinitionError(
+            f"{source}: kgc's reserved names ({RESERVED_GRAPH_PREFIX}...) may appear in a "
+            "condition "
+            f"only as the full IRIs {exact[0]} and {exact[1]}, not through PREFIX, BASE or "
+            "escapes, and never as another urn:kgc: name"
+        )
 
 
 @dataclass(frozen=True)
@@ -158,125 +184,12 @@ def _row_text(names: list[str], row: ox.QuerySolution) -> str:
     return ", ".join(f"?{n}={row[n]}" for n in names if row[n] is not None)
 
 
-@dataclass(frozen=True)
-class Shacl:
-    """Fires when the shapes report a violation.
-
-    ``scope="delta"`` validates the nodes the delta touches: the data graph is every default-graph
-    triple whose subject is a subject or object of a changed triple, every triple pointing at a
-    changed triple's subject, and the ``rdf:type`` of each neighbour. The class in an ``rdf:type``
-    statement does not count as touched, so its instances are not read. That is exact for shapes
-    whose targets and paths stay within one hop of a touched node (class and subjects-of targets,
-    direct properties, ``sh:class`` on values, inverse paths on changed subjects); deeper paths,
-    inverse paths on changed objects, and shapes about class nodes themselves need
-    ``scope="graph"``, which validates the whole default graph at O(graph) cost.
-    """
-
-    text: str
-    source: str = "<inline>"
-    scope: Literal["delta", "graph"] = "delta"
-    kind: str = field(default="shacl", init=False)
-    _shapes: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        import rdflib
-
-        if self.scope not in ("delta", "graph"):
-            raise HookDefinitionError(
-                f"{self.source}: scope must be 'delta' or 'graph', got {self.scope!r}"
-            )
-        shapes = rdflib.Graph()
-        try:
-            shapes.parse(data=self.text, format="turtle")
-        except Exception as exc:  # rdflib raises many unrelated types for bad Turtle
-            raise HookDefinitionError(f"{self.source}: shapes graph does not parse: {exc}") from exc
-        object.__setattr__(self, "_shapes", shapes)
-
-    @property
-    def digest(self) -> str:
-        return _sha256(self.text)
-
-    def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        from pyshacl import validate
-
-        data = self._data_graph(ctx)
-        conforms, report, _ = validate(
-            data, shacl_graph=self._shapes, inference="none", allow_warnings=True
-        )
-        if conforms:
-            return ConditionResult(False)
-        return _shacl_violations(report)
-
-    def _data_graph(self, ctx: EvalContext) -> Any:
-        import rdflib
-
-        graph = rdflib.Graph()
-        if self.scope == "graph":
-            quads: Iterable[ox.Quad] = ctx.store.quads_for_pattern(
-                None, None, None, ox.DefaultGraph()
-            )
-        else:
-            quads = _neighbourhood(ctx)
-        data = "\n".join(f"{q.subject} {q.predicate} {q.object} ." for q in quads)
-        graph.parse(data=data, format="nt")
-        return graph
-
-
-def _neighbourhood(ctx: EvalContext) -> list[ox.Quad]:
-    changed = (*ctx.additions, *ctx.removals)
-    subjects = {q.subject for q in changed}
-    # An object of a changed triple is read outward only. Its incoming edges can be huge (every
-    # sensor with the unit degC) and matter only to inverse paths, which are exact for subjects.
-    # The class named by an rdf:type statement is not touched at all: expanding it would pull in
-    # every instance of the class (owl:NamedIndividual alone can have tens of thousands).
-    objects = {
-        q.object
-        for q in changed
-        if q.predicate != RDF_TYPE and not isinstance(q.object, ox.Literal)
-    }
-    out: dict[ox.Quad, None] = {}
-    for node in subjects | objects:
-        _add_outgoing(ctx.store, node, out)
-    for node in subjects:
-        for quad in ctx.store.quads_for_pattern(None, None, node, _DEFAULT):
-            out[quad] = None
-            out.update(
-                dict.fromkeys(ctx.store.quads_for_pattern(quad.subject, RDF_TYPE, None, _DEFAULT))
-            )
-    return list(out)
-
-
-def _add_outgoing(store: Store, node: Any, out: dict[ox.Quad, None]) -> None:
-    for quad in store.quads_for_pattern(node, None, None, _DEFAULT):
-        out[quad] = None
-        if not isinstance(quad.object, ox.Literal):
-            out.update(
-                dict.fromkeys(store.quads_for_pattern(quad.object, RDF_TYPE, None, _DEFAULT))
-            )
-
-
-def _shacl_violations(report: Any) -> ConditionResult:
-    import rdflib
-    from rdflib.namespace import SH
-
-    results = list(report.subjects(rdflib.RDF.type, SH.ValidationResult))
-    lines = []
-    for result in results[:_DETAIL_ROWS]:
-        focus = report.value(result, SH.focusNode)
-        message = report.value(result, SH.resultMessage)
-        path = report.value(result, SH.resultPath)
-        lines.append(f"{focus.n3() if focus else '?'} {path.n3() if path else ''}: {message}")
-    more = f" (and {len(results) - _DETAIL_ROWS} more)" if len(results) > _DETAIL_ROWS else ""
-    return ConditionResult(True, "; ".join(lines) + more, len(results))
-
-
 __all__ = [
     "ADDITIONS_GRAPH",
     "REMOVALS_GRAPH",
     "Condition",
     "ConditionResult",
     "EvalContext",
-    "Shacl",
     "SparqlAsk",
     "SparqlSelect",
 ]

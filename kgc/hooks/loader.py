@@ -26,9 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kgc.errors import HookDefinitionError
-from kgc.hooks.conditions import Condition, Shacl, SparqlAsk, SparqlSelect
+from kgc.hooks.conditions import Condition, SparqlAsk, SparqlSelect
 from kgc.hooks.model import Hook
 from kgc.hooks.refs import ConditionRef
+from kgc.hooks.shacl import Shacl
 
 HOOK_SUFFIXES = (".hook.toml", ".hook.json")
 
