@@ -11,6 +11,7 @@ import pyoxigraph as ox
 
 from kgc.config import Settings, load_settings
 from kgc.hooks.manager import HookManager
+from kgc.rdf.canon import DEFAULT_BUDGET_S, CanonicalHash, canonical_hash, user_quads
 from kgc.rdf.delta import Delta
 from kgc.rdf.parse import iter_file
 from kgc.receipt import Receipt
@@ -104,6 +105,17 @@ class KnowledgeEngine:
     @property
     def state_digest(self) -> str:
         return self.transactions.state_digest
+
+    def canonical_hash(self, budget_s: float = DEFAULT_BUDGET_S) -> CanonicalHash:
+        """RDFC-1.0 hash of the committed graph, kgc's reserved graphs left out.
+
+        The quads are copied under the transaction lock's shared side, so the hash is of one
+        committed state; canonicalization then runs outside the lock, in a worker process killed
+        past ``budget_s`` seconds (``CanonicalizationBudgetExceeded``). See ``kgc.rdf.canon``.
+        """
+        with self.transactions._lock.read():
+            quads = user_quads(self.store)
+        return canonical_hash(quads, budget=budget_s)
 
     def __len__(self) -> int:
         return len(self.store)

@@ -6,6 +6,8 @@
     ├── ConfigError                 a setting is missing or has a bad value
     │   └── SigningKeyError         an unreadable or non-Ed25519 signing key (names the file or var)
     ├── CanonicalJSONError          a value with no RFC 8785 form (names its path, e.g. $.hooks[2])
+    ├── CanonicalizationError       RDFC-1.0 canonicalization failed (its worker process broke)
+    │   └── CanonicalizationBudgetExceeded  it needed more time or memory than its budget
     ├── InputError                  bad input, refused before anything changed
     │   ├── RDFSyntaxError          text that does not parse (file, line, column)
     │   ├── TermError               a term that is not valid RDF (surrogates, bad IRI)
@@ -61,6 +63,28 @@ class CanonicalJSONError(KGCError):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class CanonicalizationError(KGCError):
+    """RDFC-1.0 canonicalization failed for a reason other than its budget."""
+
+
+class CanonicalizationBudgetExceeded(CanonicalizationError):
+    """RDFC-1.0 canonicalization needed more than its budget: refused, or its worker killed.
+
+    ``limit`` names what ran out: ``"pre-check"`` (refused before starting, the work being
+    certainly too large), ``"wall clock"``, ``"CPU time"`` or ``"memory"``. ``budget_s`` is the
+    time budget in force; ``quads`` and ``blank_nodes`` give the size of the dataset.
+    """
+
+    def __init__(
+        self, message: str, *, limit: str, budget_s: float, quads: int, blank_nodes: int
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.budget_s = budget_s
+        self.quads = quads
+        self.blank_nodes = blank_nodes
 
 
 class InputError(KGCError):
