@@ -2,7 +2,7 @@
 
 ::
 
-    kgc demo [--data FILE] [--lenient] [--changes N] [--seed S]
+    kgc demo [--data FILE] [--lenient] [--changes N] [--seed S] [--lockchain DIR]
 
 Errors that the user can fix (a missing file, RDF that does not parse) print one line naming the
 file, line and column, and exit with status 1; usage errors exit with status 2.
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--changes", type=_count, default=1000, metavar="N", help="default: 1000")
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="default: 0")
+    demo.add_argument(
+        "--lockchain",
+        type=Path,
+        metavar="DIR",
+        help="seal, sign, journal and anchor every receipt in DIR (new or empty)",
+    )
     return parser
 
 
@@ -77,6 +83,7 @@ def _demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress.loading,
         replay_progress=progress.replaying,
+        lockchain=args.lockchain,
     )
     progress.close()
     print(format_report(report))

@@ -21,6 +21,7 @@ from kgc.transaction import QueryResult, TransactionManager
 if TYPE_CHECKING:
     from kgc.lockchain.anchor import Anchorer
     from kgc.lockchain.journal import Journal
+    from kgc.lockchain.signing import SigningKey
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 10_000
@@ -30,7 +31,18 @@ LOAD_BUDGET_MS_PER_QUAD = 0.1
 class KnowledgeEngine:
     """What applications hold: ``apply`` deltas, ``query`` the graph, manage ``hooks``."""
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        signing_key: SigningKey | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Build from ``settings`` (or ``KGC_*`` variables and ``overrides``).
+
+        ``signing_key`` signs receipts when a lockchain is configured; it takes precedence over
+        ``signing_key_file`` and ``signing_key_env``.
+        """
         if settings is None:
             settings = load_settings(**overrides)
         elif overrides:
@@ -40,7 +52,7 @@ class KnowledgeEngine:
         self.hooks = HookManager(max_hooks=settings.max_hooks)
         if settings.hooks_path is not None:
             self.hooks.load(settings.hooks_path)
-        self.journal, self.anchorer = _lockchain(settings)
+        self.journal, self.anchorer = _lockchain(settings, signing_key)
         self.transactions = TransactionManager(
             self.store,
             self.hooks,
@@ -121,7 +133,9 @@ class KnowledgeEngine:
         return len(self.store)
 
 
-def _lockchain(settings: Settings) -> tuple[Journal | None, Anchorer | None]:
+def _lockchain(
+    settings: Settings, key: SigningKey | None
+) -> tuple[Journal | None, Anchorer | None]:
     """The journal and anchorer for ``settings.lockchain_path``, or none when it is unset."""
     if settings.lockchain_path is None:
         return None, None
@@ -129,8 +143,9 @@ def _lockchain(settings: Settings) -> tuple[Journal | None, Anchorer | None]:
     from kgc.lockchain.journal import Journal
     from kgc.lockchain.signing import SigningKey
 
-    key = None
-    if settings.signing_key_file is not None:
+    if key is not None:
+        pass
+    elif settings.signing_key_file is not None:
         key = SigningKey.from_file(settings.signing_key_file)
     elif settings.signing_key_env is not None:
         key = SigningKey.from_env(settings.signing_key_env)

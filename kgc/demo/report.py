@@ -38,8 +38,20 @@ def format_report(report: DemoReport) -> str:
         f"  state digest       {report.state_digest}",
         f"  recomputed digest  {report.recomputed_digest} "
         f"({'matches' if report.digest_matches else 'DIFFERS'})",
+        *_lockchain_lines(report),
     ]
     return "\n".join(lines)
+
+
+def _lockchain_lines(report: DemoReport) -> list[str]:
+    if report.lockchain is None:
+        return []
+    anchored = "all anchored" if report.anchor_lag == 0 else f"{report.anchor_lag} not anchored"
+    return [
+        f"  lockchain          {report.lockchain}: {report.receipts_sealed:,} receipts sealed "
+        f"and signed, {anchored}",
+        f"                     check it with: kgc lockchain verify {report.lockchain} --replay",
+    ]
 
 
 def _veto_lines(report: DemoReport) -> list[str]:

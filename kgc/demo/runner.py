@@ -17,6 +17,7 @@ from pathlib import Path
 from kgc.demo.assets import BUILDING_TTL, POLICY_DIR
 from kgc.demo.stream import Change, ChangeStream
 from kgc.engine import KnowledgeEngine
+from kgc.errors import InputError
 from kgc.receipt import Receipt
 
 ProgressCallback = Callable[[int], None]
@@ -67,6 +68,9 @@ class DemoReport:
     triples_final: int
     state_digest: str
     recomputed_digest: str
+    lockchain: str | None = None
+    receipts_sealed: int = 0
+    anchor_lag: int | None = None
 
     @property
     def digest_matches(self) -> bool:
@@ -82,14 +86,16 @@ def run_demo(
     progress: ProgressCallback | None = None,
     replay_progress: ReplayProgress | None = None,
     policy: str | os.PathLike[str] = POLICY_DIR,
+    lockchain: str | os.PathLike[str] | None = None,
 ) -> DemoReport:
     """Load ``data`` (the shipped building by default), register ``policy``, replay the stream.
 
     ``progress`` receives the number of triples read so far, ``replay_progress`` the number of
-    changes applied and the total.
+    changes applied and the total. With ``lockchain``, every receipt is sealed, signed with a key
+    made for this run, journaled there and anchored in git; the directory must be new or empty.
     """
     source = Path(data) if data is not None else BUILDING_TTL
-    engine = KnowledgeEngine()
+    engine = _engine(lockchain)
     t = time.perf_counter()
     engine.load(source, actor="demo:loader", lenient=lenient, progress=progress)
     load_seconds = time.perf_counter() - t
@@ -98,6 +104,7 @@ def run_demo(
     hooks = engine.hooks.load(Path(policy))
     stream = ChangeStream(engine, count=changes, seed=seed)
     replay = replay_stream(engine, stream, replay_progress)
+    engine.close()
     return DemoReport(
         source=str(source),
         triples_loaded=loaded,
@@ -109,7 +116,21 @@ def run_demo(
         triples_final=len(engine),
         state_digest=engine.state_digest,
         recomputed_digest=engine.transactions.recompute_state_digest(),
+        lockchain=str(lockchain) if lockchain is not None else None,
+        receipts_sealed=engine.journal.last_seq if engine.journal is not None else 0,
+        anchor_lag=engine.anchorer.lag if engine.anchorer is not None else None,
     )
+
+
+def _engine(lockchain: str | os.PathLike[str] | None) -> KnowledgeEngine:
+    if lockchain is None:
+        return KnowledgeEngine()
+    from kgc.lockchain.signing import SigningKey
+
+    directory = Path(lockchain)
+    if directory.exists() and any(directory.iterdir()):
+        raise InputError(f"{directory}: --lockchain needs a new or empty directory")
+    return KnowledgeEngine(lockchain_path=directory, signing_key=SigningKey.generate())
 
 
 def replay_stream(
