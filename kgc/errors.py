@@ -30,6 +30,9 @@
     │   ├── NotAnchored             a receipt or tree size asked for is not anchored yet
     │   ├── ChainBroken             verification found a fault (names the first bad seq)
     │   └── ProofInvalid            an inclusion or consistency proof that does not check
+    ├── BackupError                 a backup that cannot be made, read or restored (names it)
+    │   ├── BackupCorrupt           an archive whose manifest or a member does not check
+    │   └── RestoreRefused          a restore or rebuild target that is not empty (no --force)
     └── TransactionError            the pipeline failed before the commit point
         └── TransactionTimeout      the pre-commit budget ran out
 
@@ -198,6 +201,21 @@ class ChainBroken(LockchainError):
 
 class ProofInvalid(LockchainError):
     """An inclusion or consistency proof that does not check; the message says which step."""
+
+
+class BackupError(KGCError):
+    """A backup that cannot be made, read or restored; the message names the archive or path."""
+
+
+class BackupCorrupt(BackupError):
+    """An archive that is not a kgc backup, or whose manifest or a member does not check.
+
+    The message names the archive and, where one is at fault, the member.
+    """
+
+
+class RestoreRefused(BackupError):
+    """A restore or rebuild target that already holds data; ``--force`` replaces it."""
 
 
 class TransactionError(KGCError):
