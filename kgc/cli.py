@@ -4,6 +4,8 @@
 
     kgc demo [--data FILE] [--lenient] [--changes N] [--seed S] [--lockchain DIR]
     kgc lockchain verify|prove|check-proof ...   (see kgc.cli_lockchain)
+    kgc lockchain rebuild DIR --store PATH        (see kgc.cli_backup)
+    kgc backup create|verify|restore ...          (see kgc.cli_backup)
 
 Errors that the user can fix (a missing file, RDF that does not parse) print one line naming the
 file, line and column, and exit with status 1; usage errors exit with status 2.
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from kgc import cli_lockchain
+from kgc import cli_backup, cli_lockchain
 from kgc.errors import KGCError, RDFSyntaxError
 
 _PROGRESS_FROM = 10_000
@@ -50,12 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seal, sign, journal and anchor every receipt in DIR (new or empty)",
     )
     cli_lockchain.add_commands(commands)
+    cli_backup.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "backup":
+            return cli_backup.run(args)
         return cli_lockchain.run(args) if args.command == "lockchain" else _demo(args)
     except RDFSyntaxError as exc:
         hint = " (--lenient accepts some invalid RDF)" if exc.line and not args.lenient else ""

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from kgc import cli_backup
 from kgc.errors import KGCError, ProofInvalid, StoreError
 
 
@@ -54,9 +55,12 @@ def add_commands(commands: Any) -> None:
     check = actions.add_parser("check-proof", help="check a proof file with one public key")
     check.add_argument("file", type=Path, metavar="FILE", help="the proof (JSON), - for stdin")
     check.add_argument("--public-key", required=True, metavar="HEX", help="the signer's key")
+    cli_backup.add_lockchain_actions(actions)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "rebuild":
+        return cli_backup.rebuild(args)
     if args.action == "verify":
         return _verify(args)
     if args.action == "prove":

@@ -42,11 +42,9 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pyoxigraph as ox
 
@@ -354,36 +352,3 @@ def _check_retention(keep: int | None, max_age_days: float | None) -> None:
         raise BackupError(f"keep must be at least 1 (the new backup), got {keep}")
     if max_age_days is not None and max_age_days < 0:
         raise BackupError(f"max_age_days must not be negative, got {max_age_days}")
-
-
-@contextmanager
-def open_archive(archive: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
-    """Open a backup archive for reading, turning every way it can fail into a ``BackupError``."""
-    path = Path(archive)
-    if not path.is_file():
-        raise BackupError(f"{path}: no such backup archive")
-    try:
-        tar = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed below, after the yield)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BackupCorrupt(f"{path}: not a gzip-compressed tar archive ({exc})") from exc
-    with tar:
-        yield tar
-
-
-def read_manifest(tar: tarfile.TarFile, where: str) -> Manifest:
-    try:
-        handle = tar.extractfile(MANIFEST)
-    except KeyError:
-        raise BackupCorrupt(f"{where}: no {MANIFEST} in the archive") from None
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BackupCorrupt(f"{where}: archive is damaged ({exc})") from exc
-    if handle is None:
-        raise BackupCorrupt(f"{where}: {MANIFEST} is not a regular file")
-    return Manifest.from_json(handle.read(), where)
-
-
-def describe(manifest: Manifest) -> dict[str, Any]:
-    """The manifest without its member list, for printing."""
-    data = asdict(manifest)
-    data["members"] = len(manifest.members)
-    return data

@@ -26,7 +26,9 @@ from kgc.errors import JournalCorrupt, LockchainError, RestoreRefused
 from kgc.hooks.manager import HookManager
 from kgc.lockchain.canonical import canonical_json
 from kgc.lockchain.journal import JOURNAL_FILE, LOCK_FILE, Journal, write_marker
+from kgc.lockchain.layout import history, open_repo, read_batch, read_receipt_record, ref_target
 from kgc.lockchain.records import GENESIS, receipt_hash
+from kgc.lockchain.verify import verify_lockchain
 from kgc.rdf.digest import StateDigest
 from kgc.rdf.parse import parse_text
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX, quad_line
@@ -100,23 +102,38 @@ def journal_head(path: Path) -> tuple[int, str]:
 
 
 def checked_receipts(path: Path) -> list[dict[str, Any]]:
-    """Every receipt record, after checking sequence numbers, ``prev`` links and hashes."""
-    receipts: list[dict[str, Any]] = []
+    """The journal's receipt records, after checking sequence numbers, links and hashes."""
+    return check_links([r for r in journal_records(path) if r["type"] == "receipt"], str(path))
+
+
+def check_links(receipts: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    """``receipts``, checked: numbered from 1 without gaps, each ``prev`` the hash before it, and
+    each hash SHA-256 over the receipt body's RFC 8785 form."""
     head = GENESIS
-    for record in journal_records(path):
-        if record["type"] != "receipt":
-            continue
-        seq, body = record["seq"], record["receipt"]
-        where = f"{path}: receipt {seq}"
-        if seq != len(receipts) + 1 or body.get("seq") != seq:
-            raise JournalCorrupt(f"{where}: expected sequence number {len(receipts) + 1}")
+    for n, record in enumerate(receipts, start=1):
+        seq, body = record.get("seq"), record.get("receipt", {})
+        if seq != n or body.get("seq") != n:
+            raise JournalCorrupt(f"{where}: receipt {n} is numbered {seq}")
         if body.get("prev") != head:
-            raise JournalCorrupt(f"{where}: prev is {body.get('prev')}, expected {head}")
+            raise JournalCorrupt(f"{where}: receipt {n}: prev is {body.get('prev')}, not {head}")
         if receipt_hash(canonical_json(body)) != record.get("hash"):
-            raise JournalCorrupt(f"{where}: hash does not match the receipt's canonical form")
-        receipts.append(record)
+            raise JournalCorrupt(f"{where}: receipt {n}: hash does not match its canonical form")
         head = record["hash"]
     return receipts
+
+
+def git_receipts(chain_dir: Path) -> list[dict[str, Any]]:
+    """The receipt records anchored in ``chain_dir/git``, in order (batch by batch)."""
+    repo = open_repo(chain_dir, create=False)
+    if repo is None:
+        raise LockchainError(f"{chain_dir}: no {JOURNAL_FILE} and no git anchor to rebuild from")
+    head = ref_target(repo)
+    records = []
+    for commit in history(repo, head) if head is not None else []:
+        info = read_batch(repo, commit)
+        for seq in range(info.first_seq, info.last_seq + 1):
+            records.append(json.loads(read_receipt_record(repo, commit, seq)))
+    return records
 
 
 # Rebuild -------------------------------------------------------------------------------------
@@ -127,6 +144,7 @@ class Rebuilt:
     """A store rebuilt from a lockchain: its recomputed digest beside the last receipt's."""
 
     store: Path
+    source: str  # "journal" or "git"
     state: str
     expected: str
     last_seq: int
@@ -141,9 +159,12 @@ class Rebuilt:
 def rebuild_from_lockchain(
     lockchain: str | os.PathLike[str], store: str | os.PathLike[str], *, force: bool = False
 ) -> Rebuilt:
-    """Make a new store at ``store`` from the journal in ``lockchain`` alone.
+    """Make a new store at ``store`` from the lockchain in ``lockchain`` alone.
 
-    1. check the chain: contiguous sequence numbers, ``prev`` links, receipt hashes;
+    The receipts come from the journal, or from the git anchor when there is no journal.
+
+    1. verify the lockchain (``verify_lockchain``: links, hashes, signatures, git anchor) and
+       check the links of the receipts used once more;
     2. replay the committed deltas in sequence order (set semantics: add, then remove);
     3. write the result into a new store and record the last sequence number as applied;
     4. recompute the state digest from the store; the caller must still compare it with
@@ -152,15 +173,17 @@ def rebuild_from_lockchain(
     """
     chain_dir, store_dir = Path(lockchain), Path(store)
     prepare_target(store_dir, "store", force=force)
-    receipts = checked_receipts(chain_dir / JOURNAL_FILE)
+    verify_lockchain(chain_dir).raise_for_problems()
+    journal = chain_dir / JOURNAL_FILE
+    source = "journal" if journal.is_file() else "git"
+    receipts = checked_receipts(journal) if source == "journal" else git_receipts(chain_dir)
+    check_links(receipts, f"{chain_dir} ({source})")
     committed = [r for r in receipts if r["receipt"]["committed"]]
-    lines: dict[str, None] = {}
-    for record in committed:
-        lines.update(dict.fromkeys(record["delta"]["additions"]))
-        for line in record["delta"]["removals"]:
-            lines.pop(line, None)
     quads = parse_text(
-        "\n".join(lines), "nquads", source=str(chain_dir / JOURNAL_FILE), rename_blank_nodes=False
+        "\n".join(replay_lines(committed)),
+        "nquads",
+        source=f"{chain_dir} ({source})",
+        rename_blank_nodes=False,
     )
     target = OxigraphStore(store_dir)
     target.add_all(quads)
@@ -168,7 +191,17 @@ def rebuild_from_lockchain(
     target.flush()
     state = StateDigest.of(user_lines(target)).hexdigest()
     expected = committed[-1]["receipt"]["state_after"] if committed else EMPTY_STATE
-    return Rebuilt(store_dir, state, expected, len(receipts), len(committed), len(quads))
+    return Rebuilt(store_dir, source, state, expected, len(receipts), len(committed), len(quads))
+
+
+def replay_lines(committed: list[dict[str, Any]]) -> list[str]:
+    """The graph's N-Quads lines after the committed deltas, applied in order (add, then remove)."""
+    lines: dict[str, None] = {}
+    for record in committed:
+        lines.update(dict.fromkeys(record["delta"]["additions"]))
+        for line in record["delta"]["removals"]:
+            lines.pop(line, None)
+    return list(lines)
 
 
 def user_lines(store: OxigraphStore) -> Iterator[str]:

@@ -5,8 +5,8 @@
 1. it is a gzip tar archive with a ``manifest.json`` of the right format;
 2. every file member is listed in the manifest with its sha256, every listed file is present, and
    nothing else is (no links, devices or paths outside the archive's three sections);
-3. the lockchain inside verifies: ``kgc.lockchain.verify`` when a git anchor is there, and always
-   the journal's own sequence numbers, ``prev`` links and receipt hashes;
+3. the lockchain inside verifies (``verify_lockchain``: journal links, hashes and signatures, and
+   the git anchor and its witness when there is one);
 4. journal recovery of the store snapshot reaches the state digest of the last committed receipt,
    which is also what the manifest recorded, at the sequence number it recorded.
 
@@ -17,24 +17,19 @@ third party should check (``kgc lockchain verify``).
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from kgc.errors import BackupCorrupt, KGCError
-from kgc.lockchain.backup import (
-    MANIFEST,
-    SECTIONS,
-    Manifest,
-    file_sha256,
-    open_archive,
-    read_manifest,
-)
+from kgc.errors import BackupCorrupt, BackupError, KGCError
+from kgc.lockchain.backup import MANIFEST, SECTIONS, Manifest, file_sha256
 from kgc.lockchain.journal import JOURNAL_FILE
 from kgc.lockchain.rebuild import (
     Recovered,
@@ -43,6 +38,7 @@ from kgc.lockchain.rebuild import (
     prepare_target,
     recover_dirs,
 )
+from kgc.lockchain.verify import verify_lockchain
 
 _DAMAGED = (tarfile.TarError, OSError, EOFError, zlib.error)
 
@@ -53,7 +49,7 @@ class Verified:
     manifest: Manifest
     recovered: Recovered
     receipts: int
-    anchor_checked: bool
+    anchored: int
 
 
 @dataclass(frozen=True)
@@ -72,11 +68,10 @@ def verify_backup(archive: str | os.PathLike[str]) -> Verified:
         manifest = read_manifest(tar, where)
         root = Path(tmp)
         extract_checked(tar, manifest, root, where)
-        receipts = _check_chain(root / "lockchain", where)
-        anchor_checked = _check_anchor(root / "lockchain", where)
+        receipts, anchored = _check_chain(root / "lockchain", where)
         recovered = _recover(root, where)
         _check_claims(manifest, recovered, where)
-    return Verified(path, manifest, recovered, receipts, anchor_checked)
+    return Verified(path, manifest, recovered, receipts, anchored)
 
 
 def restore_backup(
@@ -152,26 +147,15 @@ def _check_hash(path: Path, name: str, manifest: Manifest, where: str) -> None:
         )
 
 
-def _check_chain(chain_dir: Path, where: str) -> int:
+def _check_chain(chain_dir: Path, where: str) -> tuple[int, int]:
+    """Verify the archived lockchain; return (receipts, receipts anchored in git)."""
     try:
-        return len(checked_receipts(chain_dir / JOURNAL_FILE))
+        receipts = len(checked_receipts(chain_dir / JOURNAL_FILE))
+        report = verify_lockchain(chain_dir)
+        report.raise_for_problems()
     except KGCError as exc:
         raise BackupCorrupt(f"{where}: the archived lockchain does not verify: {exc}") from exc
-
-
-def _check_anchor(chain_dir: Path, where: str) -> bool:
-    """Verify the git anchor with ``kgc.lockchain.verify``, when there is one to verify."""
-    if not (chain_dir / "git").is_dir():
-        return False
-    try:  # the verifier lands beside the anchor; until then the journal checks stand alone
-        verify_lockchain = importlib.import_module("kgc.lockchain.verify").verify_lockchain
-    except ImportError:
-        return False
-    try:
-        verify_lockchain(chain_dir)
-    except KGCError as exc:
-        raise BackupCorrupt(f"{where}: the archived lockchain does not verify: {exc}") from exc
-    return True
+    return receipts, report.anchored_seq
 
 
 def _recover(root: Path, where: str) -> Recovered:
@@ -209,3 +193,36 @@ def _place(root: Path, targets: dict[str, Path], where: str) -> Path | None:
     targets["config"].parent.mkdir(parents=True, exist_ok=True)
     shutil.move(saved[0], targets["config"])
     return targets["config"]
+
+
+@contextmanager
+def open_archive(archive: str | os.PathLike[str]) -> Iterator[tarfile.TarFile]:
+    """Open a backup archive for reading, turning every way it can fail into a ``BackupError``."""
+    path = Path(archive)
+    if not path.is_file():
+        raise BackupError(f"{path}: no such backup archive")
+    try:
+        tar = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed below, after the yield)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BackupCorrupt(f"{path}: not a gzip-compressed tar archive ({exc})") from exc
+    with tar:
+        yield tar
+
+
+def read_manifest(tar: tarfile.TarFile, where: str) -> Manifest:
+    try:
+        handle = tar.extractfile(MANIFEST)
+    except KeyError:
+        raise BackupCorrupt(f"{where}: no {MANIFEST} in the archive") from None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BackupCorrupt(f"{where}: archive is damaged ({exc})") from exc
+    if handle is None:
+        raise BackupCorrupt(f"{where}: {MANIFEST} is not a regular file")
+    return Manifest.from_json(handle.read(), where)
+
+
+def describe(manifest: Manifest) -> dict[str, Any]:
+    """The manifest without its member list, for printing."""
+    data = asdict(manifest)
+    data["members"] = len(manifest.members)
+    return data
