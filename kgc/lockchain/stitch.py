@@ -20,6 +20,8 @@ from kgc.lockchain.records import GENESIS, tree_head_message
 from kgc.lockchain.report import Problem
 from kgc.lockchain.verify_git import BatchResult
 
+_DERIVED = frozenset({"tree-head", "witness", "replay"})
+
 
 @dataclass
 class Stitched:
@@ -191,7 +193,9 @@ def _check_tree_head(
             )
         )
     root = chain.roots[last]
-    if head["root"] != root:
+    # A receipt already found bad at or before ``last`` changed the leaves: it is the cause.
+    explained = any(p.seq <= last and p.kind not in _DERIVED for p in problems)
+    if head["root"] != root and not explained:
         problems.append(
             Problem(
                 first,
@@ -282,18 +286,22 @@ def check_witness(
             return
         root = chain.root_at(size)
         if root is not None and root != head["root"]:
-            problems.append(
-                Problem(
-                    consistent + 1,
-                    "witness",
-                    f"the log is not consistent with "
-                    f"the tree head {where} witnessed: the root over receipts "
-                    f"1-{size} differs (history rewritten after receipt "
-                    f"{consistent})",
-                )
-            )
+            # A fault already found in these receipts (the journal disagreeing, say) names the
+            # receipt more precisely than the witness can: it alone explains the mismatch.
+            if not any(consistent < p.seq <= size for p in problems):
+                problems.append(_rewritten(consistent, size, where))
             return
         consistent = max(consistent, size)
+
+
+def _rewritten(consistent: int, size: int, where: str) -> Problem:
+    return Problem(
+        consistent + 1,
+        "witness",
+        f"the log is not consistent with the tree head "
+        f"{where} witnessed: the root over receipts 1-{size} differs (history "
+        f"rewritten after receipt {consistent})",
+    )
 
 
 def _witness_signed(head: dict[str, Any], chain: Stitched) -> bool:
