@@ -327,21 +327,23 @@ def prune_backups(
 ) -> list[Path]:
     """Delete kgc backups in ``out`` beyond the newest ``keep`` or older than ``max_age_days``.
 
-    Only files named like ``kgc-backup-YYYYmmdd-HHMMSS.tar.gz`` are considered; age is by
-    modification time, newest first by modification time then name. ``protect`` is never deleted.
+    Only files named like ``kgc-backup-YYYYmmdd-HHMMSS.tar.gz`` are considered. Age is by
+    modification time (as ``find -mtime`` sees it); for ``keep``, ``protect`` (the backup just
+    made) counts first, then the others newest first. ``protect`` is never deleted.
     """
     _check_retention(keep, max_age_days)
     now = time.time() if now is None else now
     backups = sorted(
         (p for p in Path(out).iterdir() if p.is_file() and NAME_RE.fullmatch(p.name)),
-        key=lambda p: (p.stat().st_mtime, p.name),
+        key=lambda p: (p == protect, p.stat().st_mtime, p.name),
         reverse=True,
     )
     doomed = set(backups[keep:]) if keep is not None else set()
     if max_age_days is not None:
         cutoff = now - max_age_days * 86_400
         doomed |= {p for p in backups if p.stat().st_mtime < cutoff}
-    doomed.discard(protect) if protect is not None else None
+    if protect is not None:
+        doomed.discard(protect)
     for path in sorted(doomed):
         path.unlink()
     return sorted(doomed)

@@ -215,7 +215,7 @@ def read_manifest(tar: tarfile.TarFile, where: str) -> Manifest:
     except KeyError:
         raise BackupCorrupt(f"{where}: no {MANIFEST} in the archive") from None
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BackupCorrupt(f"{where}: archive is damaged ({exc})") from exc
+        raise BackupCorrupt(f"{where}: the archive is truncated or damaged ({exc})") from exc
     if handle is None:
         raise BackupCorrupt(f"{where}: {MANIFEST} is not a regular file")
     return Manifest.from_json(handle.read(), where)
