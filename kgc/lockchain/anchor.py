@@ -85,10 +85,12 @@ class Anchorer:
         self.batch_size = batch_size
         self.public_keys = {public_key_id(p): p for p in public_keys}
         self.last_error: BaseException | None = None
-        self._repo = repo
+        self._repo: pygit2.Repository | None = repo
         self._state = state
         self._tail = JournalTail(path / JOURNAL_FILE)
         self._pending: list[JournalReceipt] = []
+        self._lag_tail = JournalTail(path / JOURNAL_FILE)
+        self._lag_lock = threading.Lock()
         self._mutex = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -109,10 +111,14 @@ class Anchorer:
 
     @property
     def lag(self) -> int:
-        """Receipts in the journal that are not anchored yet (re-reads the journal and the ref)."""
-        with self._mutex:
-            self._refresh()
-            return max(0, self._tail.last_seq - self._state.last_seq)
+        """Receipts in the journal beyond the last one this anchorer knows anchored.
+
+        Reads only what was appended to the journal since the last call; never waits for an
+        anchoring in progress (another process's batches count once this one has seen them).
+        """
+        with self._lag_lock:
+            journal = self._lag_tail.poll_last_seq()
+        return max(0, journal - self._state.last_seq)
 
     def notify(self) -> None:
         """Wake the background thread: a receipt was sealed. Never blocks."""
@@ -181,19 +187,32 @@ class Anchorer:
 
     def _anchor(self, *, partial: bool) -> None:
         with self._mutex:
-            self._refresh()
-            while self._pending:
-                if not partial and len(self._pending) < self.batch_size:
-                    break
-                self._commit(self._pending[: self.batch_size])
+            try:
+                self._refresh()
+                while self._pending:
+                    if not partial and len(self._pending) < self.batch_size:
+                        break
+                    self._commit(self._pending[: self.batch_size])
+            except BaseException:
+                self._repo = None  # reopened on the next attempt: libgit2 may hold stale state
+                raise
             self.last_error = None
 
     def _refresh(self) -> None:
         """Catch up with the ref and the journal; drop pending receipts already anchored."""
-        self._state = batches.sync(self._repo, self._state)
+        if self._repo is None:
+            with anchor_lock(self.directory):
+                self._repo = open_repo(self.directory, create=True)
+        self._state = batches.sync(self._git, self._state)
         new, reset = self._tail.read()
         self._pending = new if reset else self._pending + new
         self._drop_anchored()
+        first = self._pending[0].seq if self._pending else self._tail.last_seq + 1
+        if first > self._state.last_seq + 1:
+            # The anchored head moved back (history rewritten): read the journal again.
+            self._tail = JournalTail(self.directory / JOURNAL_FILE)
+            self._pending, _ = self._tail.read()
+            self._drop_anchored()
 
     def _drop_anchored(self) -> None:
         last = self._state.last_seq
@@ -202,11 +221,12 @@ class Anchorer:
 
     def _commit(self, batch: list[JournalReceipt]) -> None:
         """Try to anchor ``batch`` once: numbered steps in the module docstring."""
+        repo = self._git
         # 1.
-        info = batches.build(self._repo, self._state, batch, self.key, self.public_keys)
+        info = batches.build(repo, self._state, batch, self.key, self.public_keys)
         # 2-3.
         with anchor_lock(self.directory):
-            if ref_target(self._repo) == self._state.head:
+            if ref_target(repo) == self._state.head:
                 self._move_ref(info.commit)
                 append_witness(self.directory, info)
                 self._state.advance(info)
@@ -214,14 +234,19 @@ class Anchorer:
                 return
         # 4. The caller loops: what is still pending is sliced into batches again.
         logger.debug("lockchain ref moved under us; rebuilding on the new head")
-        self._state = batches.sync(self._repo, self._state)
+        self._state = batches.sync(repo, self._state)
         self._drop_anchored()
+
+    @property
+    def _git(self) -> pygit2.Repository:
+        assert self._repo is not None, "used only after _refresh() opened it"
+        return self._repo
 
     def _move_ref(self, commit: str) -> None:
         try:
-            self._repo.references.create(REF, pygit2.Oid(hex=commit), force=True)
+            self._git.references.create(REF, pygit2.Oid(hex=commit), force=True)
         except pygit2.GitError as exc:
-            raise AnchorError(f"{self._repo.path}: cannot move {REF} to {commit} ({exc})") from exc
+            raise AnchorError(f"{self._git.path}: cannot move {REF} to {commit} ({exc})") from exc
 
 
 def _repair_witness(directory: Path, repo: pygit2.Repository, state: batches.AnchorState) -> None:

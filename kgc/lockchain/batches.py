@@ -23,6 +23,7 @@ from kgc.lockchain.layout import (
     BATCH_FILE,
     KEYS_FILE,
     RECEIPTS_DIR,
+    REF,
     SIGNATURE,
     BatchInfo,
     history,
@@ -70,8 +71,10 @@ def sync(repo: pygit2.Repository, state: AnchorState) -> AnchorState:
     if target == state.head:
         return state
     if target is None:
-        logger.warning("%s: the lockchain ref disappeared; starting from an empty log", repo.path)
-        return AnchorState()
+        raise AnchorError(
+            f"{repo.path}: {REF} is gone, though batch commit {state.head} was anchored "
+            "(deleted, or the repository is unreadable); run `kgc lockchain verify`"
+        )
     try:
         commits = history(repo, target, stop=state.head)
     except LookupError:

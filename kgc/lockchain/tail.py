@@ -15,6 +15,8 @@ from typing import Any
 from kgc.errors import JournalCorrupt
 from kgc.lockchain import fastjson
 
+_PREFIX = b'{"type":"receipt","seq":'
+
 
 @dataclass(frozen=True)
 class JournalReceipt:
@@ -40,11 +42,11 @@ class JournalTail:
         self._lines = 0
         self._inode: int | None = None
 
-    def read(self) -> tuple[list[JournalReceipt], bool]:
+    def read(self, *, sync: bool = True) -> tuple[list[JournalReceipt], bool]:
         """New receipt records, and whether the file was replaced or shrank (read from the start).
 
-        Before returning, the bytes read are fsynced: whatever is anchored is durable in the
-        journal too, even if the writer had not reached its own fsync yet.
+        With ``sync``, the bytes read are fsynced before returning: whatever is anchored is then
+        durable in the journal too, even if the writer had not reached its own fsync yet.
         """
         try:
             fd = os.open(self.path, os.O_RDONLY)
@@ -56,10 +58,30 @@ class JournalTail:
             reset = self._check_identity(fd)
             os.lseek(fd, self._offset, os.SEEK_SET)
             data = _read_all(fd)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         return self._parse(data), reset
+
+    def poll_last_seq(self) -> int:
+        """Advance over what was appended and return the last receipt's seq, parsing only that."""
+        try:
+            with self.path.open("rb") as handle:
+                self._check_identity(handle.fileno())
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return self.last_seq
+        end = data.rfind(b"\n") + 1
+        for raw in reversed(data[:end].splitlines()):
+            if raw.startswith(_PREFIX):
+                digits = raw[len(_PREFIX) : raw.find(b",", len(_PREFIX))]
+                if digits.isdigit():
+                    self.last_seq = max(self.last_seq, int(digits))
+                break
+        self._offset += end
+        return self.last_seq
 
     def _check_identity(self, fd: int) -> bool:
         stat = os.fstat(fd)
@@ -76,7 +98,7 @@ class JournalTail:
         found: list[JournalReceipt] = []
         for raw in data[:end].splitlines():
             self._lines += 1
-            if not raw.startswith(b'{"type":"receipt"'):
+            if not raw.startswith(_PREFIX):
                 continue
             try:
                 record, fast = fastjson.parse(raw)
