@@ -118,7 +118,8 @@ def check_inclusion_proof(proof: Any, public_key_hex: str) -> dict[str, Any]:
     seq, index = proof.get("seq"), proof.get("index")
     _expect(
         isinstance(seq, int) and body.get("seq") == seq and index == seq - 1,
-        f"the leaf is receipt {body.get('seq')!r}, not receipt {seq!r} at index {index!r}",
+        f"the leaf is receipt {body.get('seq')!r}; the proof says seq {seq!r} at index "
+        f"{index!r} (receipt N is leaf N - 1)",
     )
     digest = hashlib.sha256(form).hexdigest()
     _expect(
