@@ -8,6 +8,7 @@ and the public keys: the body's hash, the delta's digest, the signature.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +23,7 @@ from kgc.lockchain.fastjson import dumps
 from kgc.lockchain.report import Problem
 from kgc.rdf.digest import delta_digests
 
-_HEX = frozenset("0123456789abcdef")
+_HEX = re.compile("[0-9a-f]*")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Checked:
 
 
 def is_hex(value: object, length: int) -> bool:
-    return isinstance(value, str) and len(value) == length and set(value) <= _HEX
+    return isinstance(value, str) and len(value) == length and _HEX.fullmatch(value) is not None
 
 
 def record_shape(record: Any) -> str | None:

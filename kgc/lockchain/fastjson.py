@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from kgc.lockchain.canonical import canonical_json
 
 _EXACT_FLOATS = float(2**53)
 _PLAIN_FROM = 1e-4
-_LONG_DIGITS = re.compile(rb"[0-9]{16}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 16
 
 
 class _NotFast(Exception):
@@ -52,6 +52,9 @@ def _parse_constant(text: str) -> Any:
     raise _NotFast
 
 
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_constant=_parse_constant)
+
+
 def parse(raw: bytes) -> tuple[Any, bool]:
     """The value of JSON text ``raw`` and whether ``dumps(value, True)`` may take the fast path.
 
@@ -59,9 +62,11 @@ def parse(raw: bytes) -> tuple[Any, bool]:
     JSON.
     """
     # Integers are left to the C scanner; a run of 16 digits or more may be unsafe: slow path.
-    fast = raw.isascii() and b"\\u" not in raw and _LONG_DIGITS.search(raw) is None
+    fast = (
+        raw.isascii() and b"\\u" not in raw and _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO)
+    )
     try:
-        value = json.loads(raw, parse_float=_parse_float, parse_constant=_parse_constant)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except _NotFast:
         return json.loads(raw), False
     return value, fast
