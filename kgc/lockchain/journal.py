@@ -79,6 +79,8 @@ class Journal:
         self.fsync = fsync
         self.torn_tail = _truncate_torn_tail(self.path)
         self.last_seq, self.last_hash = _chain_head(self.path)
+        # The store marker this journal last wrote (``None``: not known, so ``seq - 1``).
+        self._applied: int | None = None
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
 
@@ -158,10 +160,15 @@ class Journal:
         _drop_staged(store)
         if persistent:
             write_marker(store, marker, self.last_seq)
+            _drop_stale_markers(store, self.last_seq)
+            self._applied = self.last_seq
         return RecoveryReport(marker, replayed, undone, self.torn_tail, self.last_seq)
 
     def mark_applied(self, store: Store, seq: int) -> None:
-        write_marker(store, seq - 1, seq)
+        # Not ``seq - 1`` blindly: a receipt that was not committed (a veto) writes no marker, and
+        # the marker it would have replaced stayed in the store for good.
+        write_marker(store, seq - 1 if self._applied is None else self._applied, seq)
+        self._applied = seq
 
     def last_committed_state(self) -> str | None:
         state = None
@@ -262,6 +269,17 @@ def write_marker(store: Store, old: int, new: int) -> None:
     store.add_all([_marker(new)])
     if old != new:
         store.remove_all([_marker(old)])
+
+
+def _drop_stale_markers(store: Store, seq: int) -> None:
+    """Remove every marker but ``seq`` (older kgc left one behind per uncommitted receipt)."""
+    stale = [
+        q
+        for q in store.quads_for_pattern(_MARKER_S, _MARKER_P, None, META_GRAPH)
+        if q.object != ox.Literal(str(seq))
+    ]
+    if stale:
+        store.remove_all(stale)
 
 
 def _exclusive_lock(path: Path) -> int:
