@@ -243,6 +243,16 @@ class Anchorer:
         return self._repo
 
     def _move_ref(self, commit: str) -> None:
+        """Move the ref (the caller holds ``anchor.lock``).
+
+        libgit2 takes ``<ref>.lock`` with O_EXCL and removes it when done; a process killed in
+        between leaves it behind, and every later update would fail. Only anchorers move this
+        ref, always under ``anchor.lock``, so a lock file found here is such a leftover.
+        """
+        stale = Path(self._git.path) / f"{REF}.lock"
+        if stale.exists():
+            logger.warning("removing %s, left by an anchorer killed while moving the ref", stale)
+            stale.unlink(missing_ok=True)
         try:
             self._git.references.create(REF, pygit2.Oid(hex=commit), force=True)
         except pygit2.GitError as exc:

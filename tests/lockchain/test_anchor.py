@@ -247,3 +247,14 @@ def test_l9_twenty_threads_apply_while_anchoring(tmp_path: Path) -> None:
     assert_anchored_once(tmp_path)
     assert sum(b'"type":"receipt"' in line for line in journal_lines(tmp_path)) == 20
     assert os.path.getsize(tmp_path / "anchor.lock") == 0
+
+
+def test_a_ref_lock_left_by_a_killed_anchorer_is_cleared(tmp_path: Path) -> None:
+    build_chain(tmp_path, n=2, batch_size=1)
+    (tmp_path / GIT_DIR / f"{REF}.lock").write_bytes(b"")  # what SIGKILL mid-update leaves
+    with engine(tmp_path, batch_size=1) as (manager, anchorer):
+        manager.apply(delta_for(2), "alice")
+        anchorer.flush(timeout=2.0)
+
+    assert not (tmp_path / GIT_DIR / f"{REF}.lock").exists()
+    assert verify_lockchain(tmp_path).anchored_seq == 3
