@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ class Journal:
         self.last_seq, self.last_hash = _chain_head(self.path)
         # The store marker this journal last wrote (``None``: not known, so ``seq - 1``).
         self._applied: int | None = None
+        self._append_lock = threading.Lock()
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
 
@@ -123,9 +125,14 @@ class Journal:
 
     def _append(self, record: dict[str, Any], *, durable: bool = False) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
-        if durable and self.fsync:
-            os.fsync(self._fd)
+        data = memoryview(line.encode("utf-8"))
+        # os.write may write less than asked (always past 2 GiB, on a full disk): finish the
+        # record, holding off other appends ("after" records come from outside the writer lock).
+        with self._append_lock:
+            while data:
+                data = data[os.write(self._fd, data) :]
+            if durable and self.fsync:
+                os.fsync(self._fd)
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):

@@ -386,3 +386,20 @@ def test_a_stale_ref_lock_does_not_stop_anchoring(tmp_path: Path) -> None:
     finally:
         engine.journal.close()
     assert verify_lockchain(tmp_path / "lc").anchored_seq == 2
+
+
+def test_a_short_write_does_not_tear_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.write`` may write less than asked (always past 2 GiB, on a full disk); the journal
+    must finish the record rather than leave half a line that the next record runs on from."""
+    real_write = os.write
+    monkeypatch.setattr(
+        "kgc.lockchain.journal.os.write", lambda fd, data: real_write(fd, bytes(data[:100]))
+    )
+    with KnowledgeEngine(store_path=tmp_path / "s", lockchain_path=tmp_path / "lc") as engine:
+        for n in range(3):
+            assert engine.apply(engine.delta([crash_worker.op_quad(n)])).committed
+    monkeypatch.undo()
+    records = list(Journal(tmp_path / "lc").records())
+    assert [r["seq"] for r in records if r["type"] == "receipt"] == [1, 2, 3]
