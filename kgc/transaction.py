@@ -190,7 +190,11 @@ class TransactionManager:
         if self.journal is None:
             return receipt
         added, removed = tx.delta_lines()
-        sealed = self.journal.seal(receipt.body(), added, removed)
+        try:
+            sealed = self.journal.seal(receipt.body(), added, removed)
+        except OSError:
+            self._unapply(tx)  # the journal cut the record off: no receipt, so no change
+            raise
         if receipt.committed and _persistent(self.store):
             self.journal.mark_applied(self.store, sealed.seq)
         return replace(
@@ -201,6 +205,15 @@ class TransactionManager:
             hash=sealed.hash,
             signature=sealed.signature,
         )
+
+    def _unapply(self, tx: _Tx) -> None:
+        """Take a committed change back out of the store and the digest, as recovery would."""
+        if tx.status != "committed" or not (tx.additions or tx.removals):
+            return
+        self._revert(tx, [])
+        added, removed = tx.delta_lines()
+        self._state.update(added=removed, removed=added)
+        self._state_hex = tx.state_before
 
     def _effective(self, tx: _Tx) -> None:
         store = self.store

@@ -30,7 +30,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
-from kgc.errors import JournalCorrupt, LockchainBusy
+from kgc.errors import JournalCorrupt, LockchainBusy, LockchainError
 from kgc.lockchain.canonical import canonical_json
 from kgc.lockchain.records import GENESIS, key_id, receipt_hash
 from kgc.lockchain.signing import SigningKey
@@ -83,6 +83,7 @@ class Journal:
         # The store marker this journal last wrote (``None``: not known, so ``seq - 1``).
         self._applied: int | None = None
         self._append_lock = threading.Lock()
+        self._broken: str | None = None
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _fsync_dir(self.directory)
 
@@ -129,10 +130,25 @@ class Journal:
         # os.write may write less than asked (always past 2 GiB, on a full disk): finish the
         # record, holding off other appends ("after" records come from outside the writer lock).
         with self._append_lock:
-            while data:
-                data = data[os.write(self._fd, data) :]
-            if durable and self.fsync:
-                os.fsync(self._fd)
+            if self._broken is not None:
+                raise LockchainError(f"{self.path}: {self._broken}; restart to recover")
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(self._fd, data) :]
+                if durable and self.fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                self._undo_append(start, exc)
+                raise
+
+    def _undo_append(self, start: int, exc: OSError) -> None:
+        """Cut a record that failed (a full disk, EIO): the next record takes its place and its
+        sequence number. If even that fails, refuse to append on top of it."""
+        try:
+            os.ftruncate(self._fd, start)
+        except OSError:
+            self._broken = f"a failed append ({exc}) could not be cut off"
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
