@@ -28,7 +28,7 @@ HEADER = [
     "load average at end:",
 ]
 COLUMNS = ["row", "configuration", "p50 us", "p99 us", "p50 +%", "p50 +% target", "receipts/s"]
-COLUMNS += ["rate target", "max lag", "flush ms", "verify"]
+COLUMNS += ["rate target", "max lag", "end lag", "flush ms", "verify"]
 
 
 def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
@@ -55,3 +55,4 @@ def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
     assert ">=20,000 PASS" in table["(v)"] or ">=20,000 FAIL" in table["(v)"]
     assert "targets:" in out and "at batch 100 the lockchain adds" in out
     assert "verify_lockchain without replay:" in out
+    assert out.count("kept up") + out.count("FELL BEHIND") == 4
