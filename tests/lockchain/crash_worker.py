@@ -2,7 +2,8 @@
 
 ::
 
-    python crash_worker.py run STORE LOCKCHAIN [--anchor BATCH] [--spin-ms MS] [--max-ops N]
+    python crash_worker.py run STORE LOCKCHAIN [--anchor BATCH] [--key FILE] [--spin-ms MS]
+                               [--max-ops N]
     python crash_worker.py serve
 
 ``run`` opens a ``KnowledgeEngine`` on an on-disk store and a lockchain directory (which recovers
@@ -153,7 +154,15 @@ def emit(line: str) -> None:
     os.write(1, (line + "\n").encode())
 
 
-def run(store: Path, lockchain: Path, *, batch: int | None, spin_ms: float, max_ops: int) -> int:
+def run(
+    store: Path,
+    lockchain: Path,
+    *,
+    batch: int | None,
+    key: Path | None,
+    spin_ms: float,
+    max_ops: int,
+) -> int:
     from kgc import Hook, KnowledgeEngine, SparqlAsk
 
     engine = KnowledgeEngine(
@@ -161,6 +170,7 @@ def run(store: Path, lockchain: Path, *, batch: int | None, spin_ms: float, max_
         lockchain_path=lockchain,
         git_anchoring=batch is not None,
         anchor_batch_size=batch or 1,
+        signing_key_file=key,
         journal_fsync=True,
         transaction_timeout_ms=60_000.0,
     )
@@ -236,13 +246,19 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("store", type=Path)
     one.add_argument("lockchain", type=Path)
     one.add_argument("--anchor", type=int, metavar="BATCH", help="anchor in git, BATCH at a time")
+    one.add_argument("--key", type=Path, metavar="FILE", help="Ed25519 key that signs receipts")
     one.add_argument("--spin-ms", type=float, default=0.0)
     one.add_argument("--max-ops", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
     return run(
-        args.store, args.lockchain, batch=args.anchor, spin_ms=args.spin_ms, max_ops=args.max_ops
+        args.store,
+        args.lockchain,
+        batch=args.anchor,
+        key=args.key,
+        spin_ms=args.spin_ms,
+        max_ops=args.max_ops,
     )
 
 

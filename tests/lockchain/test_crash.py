@@ -1,10 +1,11 @@
 """Kill the writer with SIGKILL at random points of a load, 205 times, and check every restart.
 
 Two lanes run side by side, each one long-lived lockchain that every restart continues: ``plain``
-(no git anchoring, 120 kills) and ``anchored`` (git anchoring in batches of 4, 85 kills). The writer
-is ``crash_worker.py`` (a fresh forked process per run; see its docstring). After each kill, a copy
-of the store and journal is recovered here (``TransactionManager`` on a ``Journal``) and checked,
-and the next writer recovers the originals itself and must start exactly where the copy ended:
+(no git anchoring, 120 kills) and ``anchored`` (git anchoring in batches of 4, receipts signed
+with Ed25519, 85 kills). The writer is ``crash_worker.py`` (a fresh forked process per run; see its
+docstring). After each kill, a copy of the store and journal is recovered here
+(``TransactionManager`` on a ``Journal``) and checked, and the next writer recovers the originals
+itself and must start exactly where the copy ended:
 
 1. recovery succeeds, and the graph's digest equals the last committed receipt's ``state_after``
    and a from-scratch recompute;
@@ -18,9 +19,10 @@ and the next writer recovers the originals itself and must start exactly where t
    directory (journal, git anchor, witness) every few kills and with replay at the end;
 5. the next writer starts from the recovered head (its READY line) and its receipts chain on.
 
-Kills are aimed three ways (right after an ACK; while a delta is staged, inside the hook, which
+Kills are aimed four ways (right after an ACK; while a delta is staged, inside the hook, which
 sleeps up to ``SPIN_MS`` to widen that window; after a random delay from the writer's start, which
-can land in recovery) and classified by where they really landed, read from the journal's tail.
+often lands in recovery; after a random delay once it is writing) and classified by where they
+really landed, read from the journal's tail.
 Run with ``-s`` to see the tally.
 """
 
@@ -50,6 +52,7 @@ from kgc.lockchain.canonical import canonical_json
 from kgc.lockchain.journal import JOURNAL_FILE, Journal
 from kgc.lockchain.layout import GIT_DIR, REF
 from kgc.lockchain.records import GENESIS, receipt_hash
+from kgc.lockchain.signing import SigningKey
 from kgc.lockchain.verify import verify_lockchain
 from kgc.rdf.digest import StateDigest
 from kgc.store.oxigraph import OxigraphStore
@@ -62,10 +65,11 @@ WORKER = Path(crash_worker.__file__)
 EMPTY = StateDigest().hexdigest()
 SPIN_MS = 3.0
 RANDOM_DELAY_S = 0.3
+RUNNING_DELAY_S = 0.05
 WAIT_S = 60.0
 SEED = 20240603
 VERIFY_EVERY = 10
-MODES = ("after-ack", "mid-staging", "random")
+MODES = ("after ACK", "mid-staging", "random from start", "random while running")
 
 
 @dataclass
@@ -74,6 +78,11 @@ class Lane:
     batch: int | None  # git anchoring batch size; None: no anchoring
     kills: int
     root: Path
+    signed: bool = False
+
+    @property
+    def key(self) -> Path:
+        return self.root / "signing-key.pem"
 
     @property
     def store(self) -> Path:
@@ -138,6 +147,7 @@ class WorkerServer:
     def start(self, lane: Lane, *, max_ops: int = 1_000_000) -> tuple[int, list[str]]:
         """Fork one writer; return its pid and the lines it wrote before the pid arrived."""
         anchor = f" --anchor {lane.batch}" if lane.batch else ""
+        anchor += f" --key {lane.key}" if lane.signed else ""
         assert self.proc.stdin is not None
         self.proc.stdin.write(
             f"run {lane.store} {lane.lockchain}{anchor} --spin-ms {SPIN_MS} --max-ops {max_ops}\n"
@@ -169,19 +179,21 @@ class WorkerServer:
 def kill_once(server: WorkerServer, lane: Lane, mode: str, rng: random.Random) -> list[str]:
     """Start a writer, kill it as ``mode`` says, and return every line it wrote."""
     pid, lines = server.start(lane)
-    if mode == "random":
+    if mode == "random from start":
         time.sleep(rng.uniform(0.0, RANDOM_DELAY_S))
     else:
-        wanted = "ACK " if mode == "after-ack" else "STAGE "
-        count, read = rng.randint(1, 4), 0
+        wanted = {"after ACK": "ACK ", "mid-staging": "STAGE ", "random while running": "READY"}
+        count, read = (rng.randint(1, 4) if mode != "random while running" else 1), 0
         while count:
             if read == len(lines):
                 lines.append(server.next())
             line, read = lines[read], read + 1
             assert not line.startswith("EXIT"), f"the writer ended before it was killed: {line}"
-            count -= line.startswith(wanted)
+            count -= line.startswith(wanted[mode])
         if mode == "mid-staging":
             time.sleep(rng.uniform(0.0, SPIN_MS) / 1000.0)
+        elif mode == "random while running":
+            time.sleep(rng.uniform(0.0, RUNNING_DELAY_S))
     os.kill(pid, signal.SIGKILL)
     status = server.wait(pid, lines)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
@@ -301,6 +313,9 @@ def _verify(lane: Lane, *, replay: bool = False) -> None:
 def run_lane(lane: Lane, seed: int) -> Ledger:
     rng, ledger, server = random.Random(seed), Ledger(), WorkerServer()
     lane.root.mkdir(parents=True)
+    if lane.signed:
+        lane.key.write_bytes(SigningKey.generate().to_pem())
+        lane.key.chmod(0o600)
     try:
         for n in range(lane.kills):
             mode = MODES[n % len(MODES)]
@@ -327,6 +342,8 @@ def _finish(server: WorkerServer, lane: Lane, ledger: Ledger) -> None:
     report = verify_lockchain(lane.lockchain, replay=True)
     report.raise_for_problems()
     assert report.final_state == ledger.head_state
+    if lane.signed:
+        assert report.signatures == ledger.head, report.summary()
     if lane.batch:
         assert report.anchored_seq == ledger.head, f"anchor lags: {report.summary()}"
 
@@ -340,7 +357,7 @@ def _tally(lanes: list[Lane], ledgers: list[Ledger], took: float) -> str:
             f"{ledger.stale_ref_locks} kills left a git ref lock behind"
         )
     total = sum((ledger.landings for ledger in ledgers), Counter[tuple[str, str]]())
-    lines += [f"    {mode:12} -> {where:30} {n}" for (mode, where), n in sorted(total.items())]
+    lines += [f"    {mode:20} -> {where:30} {n}" for (mode, where), n in sorted(total.items())]
     return "\n".join(lines)
 
 
@@ -348,7 +365,7 @@ def _tally(lanes: list[Lane], ledgers: list[Ledger], took: float) -> str:
 def test_sigkill_at_random_points_loses_nothing_acknowledged(tmp_path: Path) -> None:
     lanes = [
         Lane("plain", None, 120, tmp_path / "plain"),
-        Lane("anchored", 4, 85, tmp_path / "git"),
+        Lane("anchored", 4, 85, tmp_path / "git", signed=True),
     ]
     started = time.perf_counter()
     with ThreadPoolExecutor(len(lanes)) as pool:
