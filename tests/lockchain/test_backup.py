@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -328,3 +330,25 @@ def test_bad_input_is_one_line_and_exit_1(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_backup_while_another_process_writes(tmp_path: Path) -> None:
+    """The writer holds the store's lock: the snapshot is an export from a read-only view, taken
+    before the journal is copied, and it still recovers to the last committed receipt."""
+    worker = Path(__file__).with_name("crash_worker.py")
+    command = [sys.executable, str(worker), "run", str(tmp_path / "store")]
+    writer = subprocess.Popen([*command, str(tmp_path / "lc")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        acked = [line for line, _ in zip(writer.stdout, range(30), strict=False)]
+        assert acked[0].startswith("READY") and acked[-1].startswith(("ACK", "STAGE", "HOOKED"))
+        for _ in range(2):
+            result = create_backup(tmp_path / "store", tmp_path / "lc", tmp_path / "out")
+            assert result.manifest.store_snapshot == "export"
+            checked = verify_backup(result.path)
+            assert checked.recovered.matches and checked.receipts >= 5
+    finally:
+        writer.kill()
+        writer.wait()
+        assert writer.stdout is not None
+        writer.stdout.close()
