@@ -10,8 +10,9 @@ itself and must start exactly where the copy ended:
 1. recovery succeeds, and the graph's digest equals the last committed receipt's ``state_after``
    and a from-scratch recompute;
 2. every acknowledged sequence number is in the journal with the acknowledged ``state_after`` and
-   verdict; the journal holds exactly the acknowledged receipts plus at most the one in flight,
-   complete (it parses, with its hash and delta);
+   verdict; the journal holds exactly the acknowledged receipts and those earlier checks found
+   (sealed but not yet acknowledged at an earlier kill), plus at most the one in flight at this
+   kill, complete (it parses, with its hash and delta); none of them ever goes;
 3. nothing unacknowledged is applied: the graph's digest equals a replay of the journal's
    committed deltas, and every receipt's ``state_after`` is the one the deterministic stream
    predicts, so the graph is the stream's state at the last receipt and no further;
@@ -114,6 +115,11 @@ class Ledger:
     def acked(self) -> int:
         return max(self.acks, default=0)
 
+    @property
+    def known(self) -> int:
+        """Receipts acknowledged, or recovered by an earlier check: none of them may go."""
+        return max(self.acked, self.head)
+
 
 class WorkerServer:
     """``crash_worker.py serve`` in a process of its own, its stdout read by a thread."""
@@ -208,9 +214,9 @@ def landing(ledger: Ledger, lines: list[str], journal: Path) -> str:
     if data and not data.endswith(b"\n"):
         return "torn journal record"
     last = json.loads(data.splitlines()[-1]) if data else {"type": "none", "seq": 0}
-    if last["type"] == "receipt" and last["seq"] > ledger.acked:
+    if last["type"] == "receipt" and last["seq"] > ledger.known:
         return "sealed, not yet acknowledged"
-    if last["type"] == "intent" and last["seq"] > ledger.acked:
+    if last["type"] == "intent" and last["seq"] > ledger.known:
         if f"HOOKED {last['seq']}" in lines:
             return "in flight: revert or commit"
         return "in flight: in the hook" if f"STAGE {last['seq']}" in lines else "in flight: staging"
@@ -272,8 +278,10 @@ def check_restart(ledger: Ledger, lane: Lane, scratch: Path) -> None:
 def _check_receipts(ledger: Ledger, receipts: list[dict[str, Any]]) -> None:
     seqs = [r["seq"] for r in receipts]
     assert seqs == list(range(1, len(seqs) + 1)), f"sequence numbers not contiguous: {seqs[-5:]}"
-    # 2. the acknowledged ones, and at most one more (the one in flight)
-    assert len(seqs) in (ledger.acked, ledger.acked + 1), (len(seqs), ledger.acked)
+    # 2. the acknowledged ones and those an earlier check found, and at most one more (the one
+    # in flight when this writer was killed; one sealed before an earlier kill is in ``head``)
+    known = ledger.known
+    assert len(seqs) in (known, known + 1), f"{len(seqs)} receipts; {known} acknowledged or known"
     for record in receipts:
         body, op = record["receipt"], ledger.op(record["seq"])
         assert body["state_after"] == op.state_after, f"receipt {op.seq}: wrong state_after"
@@ -338,7 +346,7 @@ def _finish(server: WorkerServer, lane: Lane, ledger: Ledger) -> None:
     assert server.wait(pid, lines) == 0, lines
     record_acks(ledger, lines)
     check_restart(ledger, lane, lane.root / "check")
-    assert ledger.acked == ledger.head, "a clean run leaves nothing in flight"
+    assert ledger.acked == ledger.head, "a clean run ACKs everything it seals"
     report = verify_lockchain(lane.lockchain, replay=True)
     report.raise_for_problems()
     assert report.final_state == ledger.head_state
