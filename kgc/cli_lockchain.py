@@ -6,6 +6,7 @@
     kgc lockchain prove DIR --seq N
     kgc lockchain prove DIR --from M --to N
     kgc lockchain check-proof FILE --public-key HEX
+    kgc lockchain checkpoint DIR [--key-file FILE] [--budget SECONDS]
 
 ``verify`` shows progress on stderr, prints a summary on stdout and exits 0 when the lockchain
 checks, 1 naming the first bad receipt and what is wrong. Proofs are JSON on stdout.
@@ -55,6 +56,12 @@ def add_commands(commands: Any) -> None:
     check = actions.add_parser("check-proof", help="check a proof file with one public key")
     check.add_argument("file", type=Path, metavar="FILE", help="the proof (JSON), - for stdin")
     check.add_argument("--public-key", required=True, metavar="HEX", help="the signer's key")
+    point = actions.add_parser(
+        "checkpoint", help="record the graph's RDFC-1.0 canonical hash at the last receipt"
+    )
+    point.add_argument("directory", type=Path, metavar="DIR")
+    point.add_argument("--key-file", type=Path, metavar="FILE", help="Ed25519 key that signs it")
+    point.add_argument("--budget", type=float, default=10.0, metavar="S", help="default: 10 s")
     cli_backup.add_lockchain_actions(actions)
 
 
@@ -65,7 +72,23 @@ def run(args: argparse.Namespace) -> int:
         return _verify(args)
     if args.action == "prove":
         return _prove(args)
+    if args.action == "checkpoint":
+        return _checkpoint(args)
     return _check(args)
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from kgc.lockchain.checkpoint import checkpoint_from_journal
+    from kgc.lockchain.signing import SigningKey
+
+    key = SigningKey.from_file(args.key_file) if args.key_file is not None else None
+    point = checkpoint_from_journal(args.directory, key=key, budget_s=args.budget)
+    print(
+        f"checkpoint at receipt {point.seq}: RDFC-1.0 SHA-256 {point.canonical_hash} over "
+        f"{point.quads:,} quads; state digest {point.state_digest}; commit {point.commit}"
+        f"{'' if point.signed else ' (unsigned)'}"
+    )
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -91,7 +114,26 @@ def _verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return _verify_checkpoints(args)
+
+
+def _verify_checkpoints(args: argparse.Namespace) -> int:
+    from kgc.lockchain.checkpoint import lockchain_keys, read_checkpoints, verify_checkpoints
+
+    count = len(read_checkpoints(args.directory))
+    if not count:
+        return 0
+    keys = lockchain_keys(args.directory, args.public_key)
+    problems = verify_checkpoints(args.directory, keys, recompute=args.replay)
+    for problem in problems:
+        print(f"kgc lockchain verify: {problem}", file=sys.stderr)
+    how = (
+        "signatures, state digests and canonical hashes"
+        if args.replay
+        else "signatures and state digests"
+    )
+    print(f"checkpoints: {count} checked ({how}), {len(problems)} bad")
+    return 1 if problems else 0
 
 
 def _open_store(path: Path) -> Any:

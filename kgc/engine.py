@@ -11,7 +11,7 @@ import pyoxigraph as ox
 
 from kgc.config import Settings, load_settings
 from kgc.hooks.manager import HookManager
-from kgc.rdf.canon import DEFAULT_BUDGET_S, CanonicalHash, canonical_hash, user_quads
+from kgc.rdf.canon import DEFAULT_BUDGET_S, CanonicalHash, canonical_hash
 from kgc.rdf.delta import Delta
 from kgc.rdf.parse import iter_file
 from kgc.receipt import Receipt
@@ -20,6 +20,7 @@ from kgc.transaction import QueryResult, TransactionManager
 
 if TYPE_CHECKING:
     from kgc.lockchain.anchor import Anchorer
+    from kgc.lockchain.checkpoint import Checkpoint
     from kgc.lockchain.journal import Journal
     from kgc.lockchain.signing import SigningKey
 
@@ -125,9 +126,22 @@ class KnowledgeEngine:
         committed state; canonicalization then runs outside the lock, in a worker process killed
         past ``budget_s`` seconds (``CanonicalizationBudgetExceeded``). See ``kgc.rdf.canon``.
         """
-        with self.transactions._lock.read():
-            quads = user_quads(self.store)
+        quads, _, _ = self.transactions.snapshot()
         return canonical_hash(quads, budget=budget_s)
+
+    def checkpoint(self, budget_s: float = DEFAULT_BUDGET_S) -> Checkpoint:
+        """Record the canonical hash of the committed graph at the last receipt in the lockchain.
+
+        Needs a lockchain. Signed with the engine's signing key when it has one.
+        """
+        from kgc.lockchain.checkpoint import record_checkpoint, require_lockchain
+
+        directory = require_lockchain(self.settings.lockchain_path)
+        quads, seq, state = self.transactions.snapshot()
+        key = self.journal.key if self.journal is not None else None
+        return record_checkpoint(
+            directory, quads, seq=seq or 0, state_digest=state, key=key, budget_s=budget_s
+        )
 
     def __len__(self) -> int:
         return len(self.store)

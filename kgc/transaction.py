@@ -137,6 +137,13 @@ class TransactionManager:
         with self._lock.read():
             return StateDigest.of(_user_lines(self.store)).hexdigest()
 
+    def snapshot(self) -> tuple[list[ox.Quad], int | None, str]:
+        """One committed state: its quads (reserved graphs left out), last sequence, digest."""
+        with self._lock.read():
+            quads = [q for q in self.store if not _reserved(q)]
+            seq = self.journal.last_seq if self.journal is not None else None
+            return quads, seq, self._state_hex
+
     def query(self, sparql: str) -> QueryResult:
         """Run a SPARQL query on a committed state; results are materialized under the lock."""
         with self._lock.read():
@@ -343,12 +350,15 @@ def _check_recovered(journal: Journal, state: str) -> None:
         )
 
 
+def _reserved(quad: ox.Quad) -> bool:
+    graph = quad.graph_name
+    return isinstance(graph, ox.NamedNode) and graph.value.startswith(RESERVED_GRAPH_PREFIX)
+
+
 def _user_lines(store: Store) -> Any:
     for quad in store:
-        graph = quad.graph_name
-        if isinstance(graph, ox.NamedNode) and graph.value.startswith(RESERVED_GRAPH_PREFIX):
-            continue
-        yield quad_line(quad)
+        if not _reserved(quad):
+            yield quad_line(quad)
 
 
 def _evaluate(hook: Hook, ctx: EvalContext) -> tuple[HookVerdict, ConditionResult | None]:

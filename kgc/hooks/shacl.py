@@ -149,7 +149,9 @@ def _may_be_target(store: Store, node: Any, targets: _Targets) -> bool:
     if targets.by_property or (isinstance(node, ox.NamedNode) and node.value in targets.nodes):
         return True
     types = store.quads_for_pattern(node, RDF_TYPE, None, _DEFAULT)
-    return any(q.object.value in targets.classes for q in types)
+    return any(
+        isinstance(q.object, ox.NamedNode) and q.object.value in targets.classes for q in types
+    )
 
 
 def _add_types(store: Store, node: Any, out: dict[ox.Quad, None]) -> None:
@@ -191,9 +193,9 @@ def _violations(report: Any, focus: set[Any] | None) -> ConditionResult:
         return ConditionResult(False)
     lines = []
     for result in results[:_DETAIL_ROWS]:
-        focus = report.value(result, SH_NS.focusNode)
-        message = report.value(result, SH_NS.resultMessage)
-        path = report.value(result, SH_NS.resultPath)
-        lines.append(f"{focus.n3() if focus else '?'} {path.n3() if path else ''}: {message}")
+        node: Any = report.value(result, SH_NS.focusNode)
+        message: Any = report.value(result, SH_NS.resultMessage)
+        path: Any = report.value(result, SH_NS.resultPath)
+        lines.append(f"{node.n3() if node else '?'} {path.n3() if path else ''}: {message}")
     more = f" (and {len(results) - _DETAIL_ROWS} more)" if len(results) > _DETAIL_ROWS else ""
     return ConditionResult(True, "; ".join(lines) + more, len(results))
