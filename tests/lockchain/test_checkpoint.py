@@ -165,5 +165,9 @@ def test_checkpoint_and_verify_commands(tmp_path: Path) -> None:
 
 def _kgc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kgc", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "kgc", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
