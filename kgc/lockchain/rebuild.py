@@ -12,6 +12,7 @@ digest (the manager itself refuses with ``RecoveryError`` when it differs from t
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -215,18 +216,47 @@ def user_lines(store: OxigraphStore) -> Iterator[str]:
 
 def prepare_target(path: Path, what: str, *, force: bool) -> None:
     """Refuse a non-empty ``path`` (unless ``force``: then delete it); leave it absent."""
-    if not path.exists() and not path.is_symlink():
+    check_target(path, what, force=force)
+    clear_target(path)
+
+
+def check_target(path: Path, what: str, *, force: bool) -> None:
+    """Refuse ``path`` if it holds anything (unless ``force``), and always if a process uses it."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return
-    empty = path.is_dir() and not any(path.iterdir())
-    if not empty and not force:
+    if not force:
         raise RestoreRefused(
             f"{path}: the {what} target is not empty; refusing to overwrite it "
             "(--force replaces it)"
         )
+    if path.is_dir():
+        _refuse_in_use(path, what)
+
+
+def clear_target(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    else:
+    elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _refuse_in_use(path: Path, what: str) -> None:
+    """Refuse to delete a store or lockchain that a running process has open (even with force)."""
+    busy = f"{path}: the {what} is in use by a running kgc process; stop it before replacing it"
+    if (path / LOCK_FILE).is_file():
+        fd = os.open(path / LOCK_FILE, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RestoreRefused(busy) from None
+        finally:
+            os.close(fd)
+    if (path / "CURRENT").is_file():
+        try:
+            ox.Store(str(path))
+        except OSError as exc:
+            if "lock" in str(exc).lower():
+                raise RestoreRefused(busy) from exc
 
 
 def drop_lock_files(chain_dir: Path) -> None:

@@ -33,9 +33,10 @@ from kgc.lockchain.backup import MANIFEST, SECTIONS, Manifest, file_sha256
 from kgc.lockchain.journal import JOURNAL_FILE
 from kgc.lockchain.rebuild import (
     Recovered,
+    check_target,
     checked_receipts,
+    clear_target,
     drop_lock_files,
-    prepare_target,
     recover_dirs,
 )
 from kgc.lockchain.verify import verify_lockchain
@@ -93,9 +94,8 @@ def restore_backup(
     targets = {"store": Path(store), "lockchain": Path(lockchain)}
     if config is not None:
         targets["config"] = Path(config)
-    if not force:
-        for section, target in targets.items():
-            prepare_target(target, section, force=False)
+    for section, target in targets.items():
+        check_target(target, section, force=force)
     parent = targets["store"].absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     with open_archive(path) as tar, tempfile.TemporaryDirectory(dir=parent, prefix=".kgc-") as tmp:
@@ -183,13 +183,13 @@ def _place(root: Path, targets: dict[str, Path], where: str) -> Path | None:
     if not (root / "store").is_dir() or not (root / "lockchain").is_dir():
         raise BackupCorrupt(f"{where}: the archive has no store/ or no lockchain/ section")
     for section in ("store", "lockchain"):
-        prepare_target(targets[section], section, force=True)
+        clear_target(targets[section])
         targets[section].parent.mkdir(parents=True, exist_ok=True)
         shutil.move(root / section, targets[section])
     saved = sorted((root / "config").iterdir()) if (root / "config").is_dir() else []
     if "config" not in targets or len(saved) != 1:
         return None
-    prepare_target(targets["config"], "config", force=True)
+    clear_target(targets["config"])
     targets["config"].parent.mkdir(parents=True, exist_ok=True)
     shutil.move(saved[0], targets["config"])
     return targets["config"]

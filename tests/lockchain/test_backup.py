@@ -273,6 +273,18 @@ def test_restore_refuses_non_empty_targets_unless_forced(stopped: Path, tmp_path
     assert forced.recovered.state == done.recovered.state
 
 
+def test_restore_never_replaces_a_store_or_lockchain_in_use(
+    live: KnowledgeEngine, tmp_path: Path
+) -> None:
+    archive = create_backup(live.store, tmp_path / "lockchain", tmp_path / "backups").path
+    with pytest.raises(RestoreRefused, match="store is in use by a running kgc process"):
+        restore_backup(archive, tmp_path / "store", tmp_path / "elsewhere", force=True)
+    with pytest.raises(RestoreRefused, match="lockchain is in use by a running kgc process"):
+        restore_backup(archive, tmp_path / "elsewhere", tmp_path / "lockchain", force=True)
+    assert not (tmp_path / "elsewhere").exists()  # refused before anything was touched
+    assert live.apply(Delta([_quad("still", ox.Literal("here"))])).committed
+
+
 def test_rebuild_from_the_journal_alone_matches_the_last_receipt(stopped: Path) -> None:
     rebuilt = rebuild_from_lockchain(stopped / "lockchain", stopped / "rebuilt")
     assert rebuilt.source == "journal" and rebuilt.matches and rebuilt.state != EMPTY_STATE
