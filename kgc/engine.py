@@ -63,7 +63,7 @@ class KnowledgeEngine:
         )
         if self.anchorer is not None:
             anchorer = self.anchorer
-            self.transactions.on_receipt.append(lambda _receipt: anchorer.notify())
+            self.transactions.on_receipt.append(lambda receipt: anchorer.notify(receipt.seq))
             anchorer.notify()
 
     def close(self) -> None:

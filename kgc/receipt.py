@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from kgc.hooks.model import HookVerdict
@@ -60,13 +60,24 @@ class Receipt:
         return data
 
     def body(self) -> dict[str, Any]:
-        """The fields a lockchain seals: everything but ``hash``, ``signature`` and ``effects``."""
-        data = self.to_dict()
-        for name in UNSEALED:
-            data.pop(name)
+        """The fields a lockchain seals: everything but ``hash``, ``signature`` and ``effects``.
+
+        Built field by field rather than with ``asdict`` (a deep copy: 40 µs of every apply).
+        """
+        data = {name: getattr(self, name) for name in _SEALED}
+        data["literal_rewrites"] = [{"written": w, "stored": s} for w, s in self.literal_rewrites]
+        data["hooks"] = [dict(vars(v)) for v in self.hooks]
+        data["delta_digest"] = dict(self.delta_digest)
+        data["timings_ms"] = dict(self.timings_ms)
+        data["algorithms"] = {
+            k: list(v) if isinstance(v, list) else v for k, v in self.algorithms.items()
+        }
         if self.key_id is None:
-            data.pop("key_id")
+            del data["key_id"]
         return data
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+
+_SEALED = tuple(f.name for f in fields(Receipt) if f.name not in UNSEALED)

@@ -70,6 +70,7 @@ class Anchorer:
         key: SigningKey | None = None,
         batch_size: int = 100,
         public_keys: Iterable[str] = (),
+        max_delay_s: float = 5.0,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise AnchorError(f"batch_size must be a whole number, at least 1; got {batch_size!r}")
@@ -83,6 +84,7 @@ class Anchorer:
         self.directory = path
         self.key = key
         self.batch_size = batch_size
+        self.max_delay_s = max_delay_s
         self.public_keys = {public_key_id(p): p for p in public_keys}
         self.last_error: BaseException | None = None
         self._repo: pygit2.Repository | None = repo
@@ -120,9 +122,15 @@ class Anchorer:
             journal = self._lag_tail.poll_last_seq()
         return max(0, journal - self._state.last_seq)
 
-    def notify(self) -> None:
-        """Wake the background thread: a receipt was sealed. Never blocks."""
-        self._wake.set()
+    def notify(self, seq: int | None = None) -> None:
+        """A receipt was sealed: wake the background thread when it completes a batch.
+
+        Never blocks. Waking it for every receipt cost apply about 150 µs at p50 (the thread
+        reads the journal's tail and competes for the GIL); a partial batch is anchored once no
+        batch has completed for ``max_delay_s`` seconds, or by ``flush``.
+        """
+        if seq is None or seq % self.batch_size == 0:
+            self._wake.set()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Anchor every receipt in the journal now, a partial last batch included.
@@ -167,12 +175,12 @@ class Anchorer:
     def _run(self) -> None:
         delay: float | None = None
         while True:
-            self._wake.wait(timeout=delay)
+            woken = self._wake.wait(timeout=self.max_delay_s if delay is None else delay)
             self._wake.clear()
             if self._stopping:
                 return
             try:
-                self._anchor(partial=False)
+                self._anchor(partial=not woken)
                 delay = None
             except _RETRYABLE as exc:
                 self._failed(exc)
