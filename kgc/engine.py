@@ -72,7 +72,7 @@ class KnowledgeEngine:
             self.anchorer.close()
         if self.journal is not None:
             self.journal.close()
-        self.store.flush()
+        self.store.close()
 
     def __enter__(self) -> KnowledgeEngine:
         return self

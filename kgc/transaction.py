@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from kgc.errors import InputError, QuerySyntaxError, RecoveryError, StoreError
+from kgc.errors import InputError, KGCError, QuerySyntaxError, RecoveryError, StoreError
 from kgc.hooks.conditions import ConditionResult, EvalContext
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
@@ -299,7 +299,11 @@ class TransactionManager:
         ctx = EvalContext(self.store, tx.additions, tx.removals)
         effects = tuple(_run_effect(hook, result, ctx) for hook, result in tx.fired_post)
         if self.journal is not None and receipt.seq is not None:
-            self.journal.after(receipt.seq, [asdict(v) for v in effects])
+            try:
+                self.journal.after(receipt.seq, [asdict(v) for v in effects])
+            except (OSError, KGCError) as exc:
+                # The transaction is committed and sealed; its effects are in the receipt.
+                logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
         return replace(receipt, effects=effects)
 
     def _receipt(self, tx: _Tx) -> Receipt:

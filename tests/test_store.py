@@ -83,3 +83,16 @@ def test_store_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match=r"^cannot open store at "):
         OxigraphStore(path)
+
+
+def test_closed_engine_releases_its_on_disk_store_for_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "store"  # parent directories are created
+    engine = KnowledgeEngine(store_path=path)
+    engine.apply(Delta.from_text('<urn:a> <urn:b> "c" .'))
+    digest = engine.state_digest
+    engine.close()
+    engine.close()  # closing twice is harmless
+
+    again = KnowledgeEngine(store_path=path)
+
+    assert (len(again), again.state_digest) == (1, digest)

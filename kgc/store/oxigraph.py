@@ -22,6 +22,8 @@ class OxigraphStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else None
         try:
+            if self.path is not None:
+                self.path.mkdir(parents=True, exist_ok=True)
             self._store = ox.Store(str(self.path)) if self.path is not None else ox.Store()
         except OSError as exc:
             raise StoreError(f"cannot open store at {self.path}: {exc}") from exc
@@ -71,3 +73,14 @@ class OxigraphStore:
     def flush(self) -> None:
         if self.path is not None:
             self._store.flush()
+
+    def close(self) -> None:
+        """Flush and release the on-disk store (its RocksDB lock), so it can be reopened.
+
+        pyoxigraph has no close: the store is released when its last reference goes, so any
+        use of this object afterwards fails, and a caller holding ``raw`` keeps it open.
+        """
+        if not hasattr(self, "_store"):
+            return
+        self.flush()
+        del self._store
