@@ -439,3 +439,28 @@ def test_transaction_without_hooks_stages_no_delta_graphs() -> None:
     receipt = manager.apply(Delta([(ex, ex, ex)]), actor="test")
     assert receipt.committed
     assert [q for q in store.written if not isinstance(q.graph_name, ox.DefaultGraph)] == []
+
+
+def test_cli_demo_with_a_lockchain_that_then_verifies(tmp_path: Path) -> None:
+    chain = tmp_path / "chain"
+
+    demo = kgc("demo", "--changes", "120", "--lockchain", str(chain))
+    verified = kgc("lockchain", "verify", str(chain), "--replay")
+
+    assert demo.returncode == 0, demo.stderr
+    assert (
+        f"lockchain          {chain}: 121 receipts sealed and signed, all anchored" in demo.stdout
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.rstrip().endswith("OK")
+    digest = demo.stdout.split("state digest")[1].split()[0]
+    assert f"state {digest}" in verified.stdout
+
+
+def test_cli_demo_refuses_a_lockchain_directory_in_use(tmp_path: Path) -> None:
+    (tmp_path / "journal.jsonl").write_text("")
+
+    result = kgc("demo", "--changes", "1", "--lockchain", str(tmp_path))
+
+    assert result.returncode == 1
+    assert "--lockchain needs a new or empty directory" in result.stderr

@@ -104,8 +104,9 @@ def run_demo(
     hooks = engine.hooks.load(Path(policy))
     stream = ChangeStream(engine, count=changes, seed=seed)
     replay = replay_stream(engine, stream, replay_progress)
-    engine.close()
-    return DemoReport(
+    if engine.anchorer is not None:
+        engine.anchorer.flush()
+    report = DemoReport(
         source=str(source),
         triples_loaded=loaded,
         load_seconds=load_seconds,
@@ -120,6 +121,8 @@ def run_demo(
         receipts_sealed=engine.journal.last_seq if engine.journal is not None else 0,
         anchor_lag=engine.anchorer.lag if engine.anchorer is not None else None,
     )
+    engine.close()
+    return report
 
 
 def _engine(lockchain: str | os.PathLike[str] | None) -> KnowledgeEngine:
