@@ -199,9 +199,31 @@ def read_witness(directory: Path) -> tuple[list[dict[str, Any]], list[str]]:
     for number, raw in enumerate(lines[:-1], start=1):
         try:
             entry = json.loads(raw)
-            int(entry["last_seq"]), int(entry["tree_head"]["size"]), str(entry["tree_head"]["root"])
-        except (ValueError, KeyError, TypeError) as exc:
-            notes.append(f"{path.name} line {number} is not a witness entry ({exc})")
+            reason = _witness_shape(entry)
+        except ValueError as exc:
+            reason = f"not JSON ({exc})"
+        if reason is not None:
+            notes.append(f"{path.name} line {number} is not a witness entry: {reason}")
             continue
         entries.append(entry)
     return entries, notes
+
+
+def _witness_shape(entry: Any) -> str | None:
+    head = entry.get("tree_head") if isinstance(entry, dict) else None
+    if not isinstance(head, dict):
+        return "no tree_head"
+    commit, root = entry.get("commit"), head.get("root")
+    if not (isinstance(commit, str) and len(commit) == 40 and _is_hex(commit)):
+        return "no 40-hex-digit commit"
+    if not (isinstance(root, str) and len(root) == 64 and _is_hex(root)):
+        return "a tree head without a root"
+    if not isinstance(entry.get("batch"), int) or entry["batch"] < 1:
+        return "no batch number"
+    if not isinstance(head.get("size"), int) or entry.get("last_seq") != head["size"]:
+        return "a last_seq that is not its tree head's size"
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)

@@ -76,6 +76,9 @@ def _apply(
     try:
         additions = _quads(delta["additions"], seq)
         removals = _quads(delta["removals"], seq)
+    except (KeyError, TypeError) as exc:
+        problems.append(Problem(seq, "replay", f"the delta is malformed ({exc!r})"))
+        return
     except RDFSyntaxError as exc:
         problems.append(Problem(seq, "replay", f"a delta line does not parse: {exc}"))
         return

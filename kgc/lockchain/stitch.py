@@ -262,7 +262,10 @@ def check_witness(
     consistent = 0
     for number, entry in enumerate(entries, start=1):
         head = entry["tree_head"]
-        size, where = int(head["size"]), f"{WITNESS_FILE} line {number} (batch {entry['batch']})"
+        size, where = (
+            int(head["size"]),
+            f"{WITNESS_FILE} line {number} (batch {entry.get('batch')})",
+        )
         if not _witness_signed(head, chain):
             problems.append(
                 Problem(

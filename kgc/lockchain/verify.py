@@ -37,8 +37,16 @@ import pygit2
 import pyoxigraph as ox
 
 from kgc.lockchain.fastjson import parse
+from kgc.lockchain.gitobjects import ObjectFault, RawObjects, commit_links, read_path
 from kgc.lockchain.journal import JOURNAL_FILE
-from kgc.lockchain.layout import REF, open_repo, read_receipt_record, ref_target
+from kgc.lockchain.layout import (
+    BATCH_FILE,
+    RECEIPTS_DIR,
+    REF,
+    open_repo,
+    receipt_name,
+    ref_target,
+)
 from kgc.lockchain.records import public_key_id
 from kgc.lockchain.replay import replay as replay_deltas
 from kgc.lockchain.replay import user_lines
@@ -106,43 +114,38 @@ def verify_lockchain(
 
 def _walk(repo: pygit2.Repository, problems: list[Problem]) -> list[str]:
     """Batch commit ids from the first to the ref's target, following first parents."""
+    objects = RawObjects(repo)
     commits: list[str] = []
     oid = ref_target(repo)
     while oid is not None:
         try:
-            commit = repo[oid]
-            parents = commit.parent_ids if isinstance(commit, pygit2.Commit) else None
-        except (KeyError, ValueError, pygit2.GitError) as exc:
-            parents, reason = None, f"missing or corrupt ({exc})"
-        else:
-            reason = f"a {type(commit).__name__}, not a commit"
-        if parents is None:
+            _, parents = commit_links(objects.read(oid, "commit"), oid)
+        except ObjectFault as fault:
             problems.append(
                 Problem(
                     1,
                     "git-object",
-                    f"git object {oid} in the history of {REF} "
-                    f"is {reason}: receipts before it cannot be verified",
+                    f"{fault}, in the history of {REF}: receipts before it cannot be verified",
                 )
             )
             break
         commits.append(oid)
-        oid = str(parents[0]) if parents else None
+        oid = parents[0] if parents else None
     commits.reverse()
     return commits
 
 
 def _plan(repo: pygit2.Repository, commits: Sequence[str]) -> list[tuple[int, int]]:
     """(expected first seq, declared last seq) per commit, read without checking."""
+    objects = RawObjects(repo)
     plan, first = [], 1
     for commit in commits:
         last = first
         try:
-            tree = repo[commit].peel(pygit2.Tree)
-            blob = repo[tree["batch.json"].id].peel(pygit2.Blob)
-            doc, _ = parse(bytes(blob.data))
-            last = max(first, int(doc["last_seq"]))
-        except (KeyError, ValueError, TypeError, pygit2.GitError):
+            doc, _ = parse(read_path(objects, commit, BATCH_FILE))
+            # The count of leaf hashes bounds the range: a damaged last_seq must not cost its size.
+            last = first + max(1, len(doc["leaf_hashes"])) - 1
+        except (ObjectFault, KeyError, ValueError, TypeError):
             pass
         plan.append((first, last))
         first = last + 1
@@ -189,7 +192,8 @@ def _run(
 ) -> Iterator[list[BatchResult]]:
     if workers <= 1 or len(chunks) <= 1:
         for work, lines in chunks:
-            yield [check_batch(repo, pos, commit, first, lines) for pos, commit, first in work]
+            objects = RawObjects(repo)
+            yield [check_batch(objects, pos, commit, first, lines) for pos, commit, first in work]
         return
     # fork is cheapest, but unsafe once other threads run (an anchorer, say): then forkserver.
     method = "fork" if threading.active_count() == 1 else "forkserver"
@@ -274,12 +278,12 @@ def _records(
             if seq in scan.lines:
                 record, _ = parse(scan.lines[seq])
             elif repo is not None and seq in in_git:
-                commit = repo[in_git[seq]].peel(pygit2.Commit)
-                record, _ = parse(read_receipt_record(repo, commit, seq))
+                blob = read_path(RawObjects(repo), in_git[seq], RECEIPTS_DIR, receipt_name(seq))
+                record, _ = parse(blob)
             else:
                 return
             if not isinstance(record["receipt"], dict) or not isinstance(record["delta"], dict):
                 return
-        except (KeyError, TypeError, ValueError, pygit2.GitError):
+        except (KeyError, TypeError, ValueError, ObjectFault):
             return
         yield seq, record

@@ -9,7 +9,6 @@ commit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ import pygit2
 from kgc.lockchain import merkle
 from kgc.lockchain.checks import Checked, check_record, describe_difference, is_hex
 from kgc.lockchain.fastjson import parse
+from kgc.lockchain.gitobjects import ObjectFault, RawObjects, commit_links, tree_entries
 from kgc.lockchain.layout import BATCH_FILE, KEYS_FILE, RECEIPTS_DIR, receipt_name
 from kgc.lockchain.records import FORMAT, public_key_id
 from kgc.lockchain.report import Problem
 
-_TYPE_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 _TOP = {BATCH_FILE: "blob", KEYS_FILE: "blob", RECEIPTS_DIR: "tree"}
 _ROOT_CAUSES = frozenset({"git-object", "shape", "sequence", "hash"})
 
@@ -52,7 +51,7 @@ class BatchResult:
 
 @dataclass
 class _Batch:
-    repo: pygit2.Repository
+    objects: RawObjects
     result: BatchResult
     seq: int  # the seq that problems of this batch are attributed to until receipts are known
 
@@ -62,32 +61,24 @@ class _Batch:
             Problem(self.seq if seq is None else seq, kind, f"{where}: {message}")
         )
 
-    def read(self, oid: pygit2.Oid | str, what: str, seq: int | None = None) -> tuple[int, bytes]:
-        """Read an object raw and check that its content hashes to its id."""
+    def read(self, oid: str, kind: str, what: str, seq: int | None = None) -> bytes:
+        """Read an object (verified: see ``gitobjects``); a fault becomes a problem."""
         try:
-            kind, data = self.repo.odb.read(oid)
-        except (KeyError, pygit2.GitError) as exc:
-            missing = isinstance(exc, KeyError) or "not found" in str(exc).lower()
-            state = "missing" if missing else f"corrupt ({exc})"
-            self.problem("git-object", f"git object {oid} ({what}) is {state}", seq)
-            raise _Fault from exc
-        name = _TYPE_NAMES.get(int(kind), b"?")
-        actual = hashlib.sha1(name + b" %d\x00" % len(data) + data).hexdigest()
-        if actual != str(oid):
-            self.problem("git-object", f"git object {oid} ({what}) hashes to {actual}", seq)
-            raise _Fault
-        return int(kind), bytes(data)
+            return self.objects.read(oid, kind)
+        except ObjectFault as fault:
+            self.problem("git-object", f"git object {oid} ({what}) is {fault.state}", seq)
+            raise _Fault from fault
 
 
 def check_batch(
-    repo: pygit2.Repository,
+    objects: RawObjects,
     position: int,
     commit: str,
     expected_first: int,
     journal: Mapping[int, bytes],
 ) -> BatchResult:
     """Check batch commit ``commit``; ``journal`` holds the journal lines of its receipts."""
-    batch = _Batch(repo, BatchResult(position, commit), expected_first)
+    batch = _Batch(objects, BatchResult(position, commit), expected_first)
     try:
         tree = _check_commit(batch, commit)
         entries = _check_tree(batch, tree, "the batch tree", _TOP)
@@ -100,24 +91,28 @@ def check_batch(
     return batch.result
 
 
-def _check_commit(batch: _Batch, commit: str) -> pygit2.Oid:
-    batch.read(commit, "the batch commit")
-    obj = batch.repo[commit]
-    assert isinstance(obj, pygit2.Commit)
-    if len(obj.parent_ids) > 1:
-        batch.problem("shape", f"is a merge of {len(obj.parent_ids)} commits")
-    return obj.tree_id
+def _check_commit(batch: _Batch, commit: str) -> str:
+    content = batch.read(commit, "commit", "the batch commit")
+    try:
+        tree, parents = commit_links(content, commit)
+    except ObjectFault as fault:
+        batch.problem("git-object", str(fault))
+        raise _Fault from fault
+    if len(parents) > 1:
+        batch.problem("shape", f"is a merge of {len(parents)} commits")
+    return tree
 
 
 def _check_tree(
-    batch: _Batch, oid: pygit2.Oid, what: str, expected: Mapping[str, str] | None
-) -> dict[str, pygit2.Oid]:
-    batch.read(oid, what)
-    tree = batch.repo[oid]
-    assert isinstance(tree, pygit2.Tree)
-    entries = {entry.name or "": entry.id for entry in tree}
+    batch: _Batch, oid: str, what: str, expected: Mapping[str, str] | None
+) -> dict[str, str]:
+    try:
+        entries = tree_entries(batch.read(oid, "tree", what), oid)
+    except ObjectFault as fault:
+        batch.problem("git-object", f"{fault} ({what})")
+        raise _Fault from fault
     if expected is not None:
-        kinds = {entry.name or "": entry.type_str for entry in tree}
+        kinds = {name: "tree" if mode == "40000" else "blob" for name, (mode, _) in entries.items()}
         if kinds != dict(expected):
             batch.problem(
                 "shape",
@@ -125,11 +120,11 @@ def _check_tree(
                 f"{sorted(expected)} (files, and receipts/ a directory)",
             )
             raise _Fault
-    return entries
+    return {name: entry for name, (_, entry) in entries.items()}
 
 
-def _check_doc(batch: _Batch, oid: pygit2.Oid) -> None:
-    _, data = batch.read(oid, BATCH_FILE)
+def _check_doc(batch: _Batch, oid: str) -> None:
+    data = batch.read(oid, "blob", BATCH_FILE)
     try:
         doc = json.loads(data)
     except ValueError as exc:
@@ -153,6 +148,8 @@ def _doc_shape(doc: Any) -> str | None:
     leaves = doc.get("leaf_hashes")
     if not isinstance(leaves, list) or not all(is_hex(h, 64) for h in leaves):
         return "has no list of leaf_hashes"
+    if len(leaves) != doc["last_seq"] - doc["first_seq"] + 1:
+        return f"lists {len(leaves)} leaf hashes for receipts {doc['first_seq']}-{doc['last_seq']}"
     if not is_hex(doc.get("batch_root"), 64) or not is_hex(doc.get("chain_head"), 64):
         return "has no batch_root or chain_head"
     head = doc.get("tree_head")
@@ -163,8 +160,8 @@ def _doc_shape(doc: Any) -> str | None:
     return None
 
 
-def _check_keys(batch: _Batch, oid: pygit2.Oid) -> None:
-    _, data = batch.read(oid, KEYS_FILE)
+def _check_keys(batch: _Batch, oid: str) -> None:
+    data = batch.read(oid, "blob", KEYS_FILE)
     try:
         keys = json.loads(data)
     except ValueError as exc:
@@ -184,9 +181,7 @@ def _check_keys(batch: _Batch, oid: pygit2.Oid) -> None:
     batch.result.keys = keys
 
 
-def _check_receipts(
-    batch: _Batch, names: dict[str, pygit2.Oid], journal: Mapping[int, bytes]
-) -> None:
+def _check_receipts(batch: _Batch, names: dict[str, str], journal: Mapping[int, bytes]) -> None:
     doc = batch.result.doc
     assert doc is not None
     first, last = doc["first_seq"], doc["last_seq"]
@@ -227,11 +222,9 @@ def _check_receipts(
         _check_roots(batch)
 
 
-def _check_one(
-    batch: _Batch, oid: pygit2.Oid, seq: int, journal: Mapping[int, bytes]
-) -> Checked | None:
+def _check_one(batch: _Batch, oid: str, seq: int, journal: Mapping[int, bytes]) -> Checked | None:
     try:
-        _, data = batch.read(oid, f"receipts/{receipt_name(seq)}", seq)
+        data = batch.read(oid, "blob", f"receipts/{receipt_name(seq)}", seq)
     except _Fault:
         return None
     try:
@@ -319,5 +312,5 @@ def check_chunk(
     git_path: str, work: list[tuple[int, str, int]], journal: dict[int, bytes]
 ) -> list[BatchResult]:
     """Worker entry point: check ``(position, commit, expected_first)`` batches in one process."""
-    repo = pygit2.Repository(git_path)
-    return [check_batch(repo, pos, commit, first, journal) for pos, commit, first in work]
+    objects = RawObjects(pygit2.Repository(git_path))
+    return [check_batch(objects, pos, commit, first, journal) for pos, commit, first in work]

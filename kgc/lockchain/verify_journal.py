@@ -19,7 +19,6 @@ from kgc.lockchain.fastjson import parse
 from kgc.lockchain.report import Problem
 
 _RECEIPT_PREFIX = b'{"type":"receipt","seq":'
-_OTHER_PREFIXES = (b'{"type":"intent",', b'{"type":"after",')
 
 
 @dataclass
@@ -80,8 +79,6 @@ def _receipt_seq(raw: bytes, number: int, highest: int, scan: JournalScan) -> in
         digits = raw[len(_RECEIPT_PREFIX) : end]
         if end > 0 and digits.isdigit():
             return int(digits)
-    elif raw.startswith(_OTHER_PREFIXES):
-        return None
     try:
         record = json.loads(raw)
     except ValueError:

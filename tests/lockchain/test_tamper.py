@@ -209,6 +209,13 @@ def git_corrupt_object(d: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def git_truncate_object(d: Path) -> None:
+    """A cut zlib stream: libgit2 1.9 never returns from reading it; the verifier must."""
+    path = blob_path(d, 6)
+    os.chmod(path, 0o644)
+    path.write_bytes(path.read_bytes()[:-12])
+
+
 def git_delete_object(d: Path) -> None:
     blob_path(d, 6).unlink()
 
@@ -368,6 +375,7 @@ CASES = [
     (git_swap_batches, 5, "sequence", "batches swapped", False),
     (git_rewind_ref, 9, "witness", "the ref was moved back", False),
     (git_corrupt_object, 6, "git-object", "is corrupt", False),
+    (git_truncate_object, 6, "git-object", "its zlib stream ends early", False),
     (git_delete_object, 6, "git-object", "is missing", False),
     (git_batch_root, 5, "batch", "is not the Merkle root of its receipts", False),
     (git_chain_head, 8, "batch", "is not the hash of its last receipt 8", False),
