@@ -25,6 +25,7 @@ from typing import Any
 import pygit2
 
 from kgc.errors import AnchorError, LockchainError
+from kgc.lockchain.gitobjects import ObjectFault, RawObjects, read_path
 
 GIT_DIR = "git"
 REF = "refs/kgc/lockchain"
@@ -85,25 +86,26 @@ def history(repo: pygit2.Repository, head: str, stop: str | None = None) -> list
 
     Follows first parents. Raises ``LookupError`` if ``stop`` is given but not met.
     """
+    objects = RawObjects(repo)
     commits: list[pygit2.Commit] = []
-    commit = _commit(repo, head)
+    commit = _commit(repo, objects, head)
     while str(commit.id) != stop:
         commits.append(commit)
         if not commit.parent_ids:
             if stop is not None:
                 raise LookupError(stop)
             break
-        commit = _commit(repo, str(commit.parent_ids[0]))
+        commit = _commit(repo, objects, str(commit.parent_ids[0]))
     commits.reverse()
     return commits
 
 
 def read_batch(repo: pygit2.Repository, commit: pygit2.Commit) -> BatchInfo:
     """Parse ``batch.json`` and ``keys.json`` of ``commit``; ``AnchorError`` if unusable."""
+    objects = RawObjects(repo)
     try:
-        tree = commit.tree
-        doc = json.loads(_blob(repo, tree, BATCH_FILE))
-        keys = json.loads(_blob(repo, tree, KEYS_FILE))
+        doc = json.loads(read_path(objects, str(commit.id), BATCH_FILE))
+        keys = json.loads(read_path(objects, str(commit.id), KEYS_FILE))
         return BatchInfo(
             commit=str(commit.id),
             batch=int(doc["batch"]),
@@ -115,7 +117,7 @@ def read_batch(repo: pygit2.Repository, commit: pygit2.Commit) -> BatchInfo:
             leaf_hashes=[bytes.fromhex(h) for h in doc["leaf_hashes"]],
             keys={str(k): str(v) for k, v in keys.items()},
         )
-    except (KeyError, TypeError, ValueError, AttributeError, pygit2.GitError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ObjectFault) as exc:
         raise AnchorError(
             f"batch commit {commit.id} is unreadable ({type(exc).__name__}: {exc}); "
             "run `kgc lockchain verify` on this directory"
@@ -123,23 +125,24 @@ def read_batch(repo: pygit2.Repository, commit: pygit2.Commit) -> BatchInfo:
 
 
 def read_receipt_record(repo: pygit2.Repository, commit: pygit2.Commit, seq: int) -> bytes:
-    """The bytes of ``receipts/<seq>.json`` in a batch commit."""
-    receipts = repo[commit.tree[RECEIPTS_DIR].id]
-    assert isinstance(receipts, pygit2.Tree)
-    return _blob(repo, receipts, receipt_name(seq))
+    """The bytes of ``receipts/<seq>.json`` in a batch commit (``AnchorError`` if unreadable)."""
+    try:
+        return read_path(RawObjects(repo), str(commit.id), RECEIPTS_DIR, receipt_name(seq))
+    except ObjectFault as exc:
+        raise AnchorError(
+            f"receipt {seq} of batch commit {commit.id} is unreadable: {exc}; "
+            "run `kgc lockchain verify` on this directory"
+        ) from exc
 
 
-def _blob(repo: pygit2.Repository, tree: pygit2.Tree, name: str) -> bytes:
-    blob = repo[tree[name].id]
-    if not isinstance(blob, pygit2.Blob):
-        raise TypeError(f"{name} is not a file")
-    return bytes(blob.data)
-
-
-def _commit(repo: pygit2.Repository, oid: str) -> pygit2.Commit:
+def _commit(repo: pygit2.Repository, objects: RawObjects, oid: str) -> pygit2.Commit:
+    # Read and hash it here first: libgit2 hangs on a loose object cut short (gitobjects).
+    try:
+        objects.read(oid, "commit")
+    except ObjectFault as exc:
+        raise AnchorError(f"{exc}, in the history of {REF}; run `kgc lockchain verify`") from exc
     obj = repo[oid]
-    if not isinstance(obj, pygit2.Commit):
-        raise AnchorError(f"{oid} in the history of {REF} is a {type(obj).__name__}, not a commit")
+    assert isinstance(obj, pygit2.Commit)
     return obj
 
 
