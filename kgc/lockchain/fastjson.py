@@ -6,7 +6,7 @@ encoder with sorted keys writes the same bytes in a third of that time:
 
 - every string is ASCII (the text is ASCII and holds no ``\\u`` escape), so code-point order of
   member names is UTF-16 order and there is no surrogate to refuse;
-- every integer is within I-JSON's exact range (the text has no run of 16 digits or more);
+- every integer is within I-JSON's exact range (the text has no number of 16 digits or more);
 - every float is written by Python as ECMAScript writes it: integral floats below 2**53 are read as
   ``int`` (``3.0`` is written ``3`` by both), other floats must lie in [1e-4, 2**53), where
   Python's shortest round-trip ``repr`` uses the plain decimal notation ECMAScript uses.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from kgc.lockchain.canonical import canonical_json
@@ -29,6 +30,7 @@ _EXACT_FLOATS = float(2**53)
 _PLAIN_FROM = 1e-4
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 16
+_LONG_NUMBER_TOKEN = re.compile(rb"(?:^|[:,\[])\s*-?[0-9]{16}")
 
 
 class _NotFast(Exception):
@@ -61,10 +63,12 @@ def parse(raw: bytes) -> tuple[Any, bool]:
     Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for text that is not
     JSON.
     """
-    # Integers are left to the C scanner; a run of 16 digits or more may be unsafe: slow path.
-    fast = (
-        raw.isascii() and b"\\u" not in raw and _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO)
-    )
+    # Integers are left to the C scanner, so one of 16 digits or more (maybe unsafe) takes the
+    # slow path. A cheap scan finds runs of 16 digits; hex strings hold some, so a run counts
+    # only if it starts a number (at the start, or after ``:``, ``,`` or ``[``).
+    fast = raw.isascii() and b"\\u" not in raw
+    if fast and _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
+        fast = _LONG_NUMBER_TOKEN.search(raw) is None
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
     except _NotFast:

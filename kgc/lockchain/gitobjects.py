@@ -12,8 +12,8 @@ Trees and commits are parsed here too, from the verified bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import zlib
-from pathlib import Path
 
 import pygit2
 
@@ -35,7 +35,7 @@ class RawObjects:
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
-        self.objects = Path(repo.path) / "objects"
+        self.objects = os.path.join(repo.path, "objects")
 
     def read(self, oid: str, expected: str) -> bytes:
         """The content of object ``oid``, which must be of type ``expected``."""
@@ -51,11 +51,17 @@ class RawObjects:
 
     def _loose(self, oid: str) -> tuple[str | None, bytes]:
         try:
-            data = (self.objects / oid[:2] / oid[2:]).read_bytes()
+            fd = os.open(f"{self.objects}/{oid[:2]}/{oid[2:]}", os.O_RDONLY)
         except FileNotFoundError:
             return None, b""
         except OSError as exc:
             raise ObjectFault(oid, f"unreadable ({exc.strerror})") from exc
+        try:
+            data = _read_all(fd)
+        except OSError as exc:
+            raise ObjectFault(oid, f"unreadable ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
         inflater = zlib.decompressobj()
         try:
             raw = inflater.decompress(data, _MAX_OBJECT)
@@ -78,6 +84,16 @@ class RawObjects:
             state = "missing" if "not found" in str(exc).lower() else f"corrupt ({exc})"
             raise ObjectFault(oid, state) from exc
         return _TYPES.get(int(kind), "unknown"), bytes(content)
+
+
+def _read_all(fd: int) -> bytes:
+    first = os.read(fd, 1 << 16)
+    if len(first) < 1 << 16:
+        return first
+    chunks = [first]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def tree_entries(content: bytes, oid: str) -> dict[str, tuple[str, str]]:
