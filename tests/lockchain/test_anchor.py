@@ -104,8 +104,8 @@ def test_lag_is_visible_and_anchoring_catches_up_after_a_failure(tmp_path: Path)
 
         git.unlink()
         parked.rename(git)
-        assert wait_for(lambda: anchorer.lag == 0)
-        assert anchorer.last_error is None
+        # The state advances before the error is cleared: wait for both.
+        assert wait_for(lambda: anchorer.lag == 0 and anchorer.last_error is None)
 
     report = verify_lockchain(tmp_path, replay=True)
     assert report.ok and report.anchored_seq == 6
