@@ -10,14 +10,15 @@ Records (``docs/lockchain.md`` specifies them byte for byte):
 - ``after``: post-commit hook outcomes, appended later; not part of the chain.
 
 Recovery (``recover``) replays, in sequence order and blindly (add the additions, remove the
-removals), every receipt after the store's recorded sequence, undoes every intent whose receipt is
-missing or not committed, and drops the staged delta graphs. Blind, ordered replay of any suffix that
-starts at or before the store's true position yields the journal's state, so the store's marker may
-lag the store but never lead it.
+removals), every receipt after the store's recorded sequence, undoes every intent whose receipt
+is missing or not committed, and drops the staged delta graphs. Blind, ordered replay of any
+suffix that starts at or before the store's true position yields the journal's state, so the
+store's marker may lag the store but never lead it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -70,7 +71,11 @@ class Journal:
     """Append-only journal in ``directory``; one writer per directory (an exclusive file lock)."""
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, key: SigningKey | None = None, fsync: bool = True
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        key: SigningKey | None = None,
+        fsync: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -152,10 +157,8 @@ class Journal:
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     # Reading and recovery -------------------------------------------------------------------
 
@@ -209,7 +212,9 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise JournalCorrupt(f"{path}, line {number}: not a JSON record ({exc.msg})") from exc
+                raise JournalCorrupt(
+                    f"{path}, line {number}: not a JSON record ({exc.msg})"
+                ) from exc
             if not isinstance(record, dict) or "type" not in record or "seq" not in record:
                 raise JournalCorrupt(f"{path}, line {number}: record without 'type' and 'seq'")
             yield record
@@ -252,7 +257,9 @@ def _truncate_torn_tail(path: Path) -> bool:
         handle.truncate(cut)
         handle.flush()
         os.fsync(handle.fileno())
-    logger.warning("journal %s: dropped an incomplete last record (%d bytes)", path, len(data) - cut)
+    logger.warning(
+        "journal %s: dropped an incomplete last record (%d bytes)", path, len(data) - cut
+    )
     return True
 
 
@@ -282,7 +289,8 @@ def _marker(seq: int) -> ox.Quad:
 
 
 def read_marker(store: Store) -> int:
-    values = [int(q.object.value) for q in store.quads_for_pattern(_MARKER_S, _MARKER_P, None, META_GRAPH)]
+    quads = store.quads_for_pattern(_MARKER_S, _MARKER_P, None, META_GRAPH)
+    values = [int(q.object.value) for q in quads if isinstance(q.object, ox.Literal)]
     return max(values, default=0)
 
 
