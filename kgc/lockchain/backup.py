@@ -49,7 +49,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from kgc.errors import BackupCorrupt, BackupError
-from kgc.lockchain.journal import JOURNAL_FILE, LOCK_FILE
+from kgc.lockchain.journal import JOURNAL_FILE, LOCK_FILE, fsync_dir
 from kgc.lockchain.layout import LOCK_FILE as ANCHOR_LOCK_FILE
 from kgc.lockchain.layout import WITNESS_FILE
 from kgc.lockchain.rebuild import drop_lock_files, journal_head, recover_dirs
@@ -284,7 +284,7 @@ def _write_archive(staging: Path, manifest: Manifest, out: Path) -> Path:
     with partial.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, path)
-    _fsync_dir(out)
+    fsync_dir(out)
     return path
 
 
@@ -304,14 +304,6 @@ def _free_name(out: Path) -> Path:
         n += 1
         path = out / f"kgc-backup-{stamp}-{n}.tar.gz"
     return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # 5. Retention -------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ class Journal:
         self._append_lock = threading.Lock()
         self._broken: str | None = None
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # Writing --------------------------------------------------------------------------------
 
@@ -325,7 +325,7 @@ def _exclusive_lock(path: Path) -> int:
     return fd
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
