@@ -28,6 +28,7 @@ from kgc.hooks import (
     Veto,
     load_hook_file,
 )
+from kgc.lockchain import Lockchain, SigningKey
 from kgc.rdf.delta import Delta
 from kgc.receipt import Receipt
 from kgc.store import OxigraphStore, Store
@@ -50,11 +51,13 @@ __all__ = [
     "InputError",
     "KGCError",
     "KnowledgeEngine",
+    "Lockchain",
     "OxigraphStore",
     "RDFSyntaxError",
     "Receipt",
     "Settings",
     "Shacl",
+    "SigningKey",
     "SparqlAsk",
     "SparqlSelect",
     "Store",
