@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 
 from kgc.config import Settings, load_settings
+from kgc.errors import LockchainError, NonCanonicalLiteral
 from kgc.hooks.manager import HookManager
 from kgc.rdf.canon import DEFAULT_BUDGET_S, CanonicalHash, canonical_hash
 from kgc.rdf.delta import Delta
@@ -83,6 +84,13 @@ class KnowledgeEngine:
     def apply(
         self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
     ) -> Receipt:
+        """Apply ``delta`` (see ``TransactionManager.apply``) under this engine's literal policy."""
+        if self.settings.literal_policy == "refuse" and isinstance(delta, Delta) and delta.rewrites:
+            written, stored = delta.rewrites[0]
+            raise NonCanonicalLiteral(
+                f"literal {written} would be stored as {stored}; literal policy 'refuse' does not "
+                f"allow that ({len(delta.rewrites)} such literal(s) in this delta)"
+            )
         return self.transactions.apply(delta, actor=actor, timeout_ms=timeout_ms)
 
     def query(self, sparql: str) -> QueryResult:
@@ -164,6 +172,12 @@ def _lockchain(
     elif settings.signing_key_env is not None:
         key = SigningKey.from_env(settings.signing_key_env)
     journal = Journal(settings.lockchain_path, key=key, fsync=settings.journal_fsync)
+    if key is None and journal.signed_by is not None:
+        journal.close()
+        raise LockchainError(
+            f"{journal.path}: its receipts are signed with key {journal.signed_by[:16]}...; "
+            "configure that signing key (signing_key_file or signing_key_env) to write to it"
+        )
     anchorer = None
     if settings.git_anchoring:
         anchorer = Anchorer(settings.lockchain_path, key=key, batch_size=settings.anchor_batch_size)

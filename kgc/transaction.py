@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from kgc.errors import InputError, KGCError, QuerySyntaxError, RecoveryError, StoreError
+from kgc.errors import (
+    InputError,
+    KGCError,
+    LockchainError,
+    QuerySyntaxError,
+    RecoveryError,
+    StoreError,
+)
 from kgc.hooks.conditions import ConditionResult, EvalContext
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
@@ -55,6 +62,7 @@ if TYPE_CHECKING:
     from kgc.lockchain.journal import Journal
 
 logger = logging.getLogger(__name__)
+_EMPTY_STATE = StateDigest().hexdigest()
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 
 
@@ -346,6 +354,12 @@ def _persistent(store: Store) -> bool:
 
 
 def _check_recovered(journal: Journal, state: str) -> None:
+    if journal.last_seq == 0 and state != _EMPTY_STATE:
+        raise LockchainError(
+            f"{journal.path}: the lockchain is empty but the store already holds data; a "
+            "lockchain must start from the empty graph so that anyone can replay it (open the "
+            "store with its own lockchain, or load the data through an engine that has one)"
+        )
     expected = journal.last_committed_state()
     if expected is not None and expected != state:
         raise RecoveryError(

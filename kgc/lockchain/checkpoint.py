@@ -153,6 +153,8 @@ def _check_one(
     doc = entry.get("checkpoint", {})
     seq = doc.get("seq")
     where = f"checkpoint at receipt {seq} (commit {entry['commit'][:12]})"
+    if entry.get("signature") is None and public_keys:
+        return [f"{where}: unsigned, but the lockchain's receipts are signed"]
     if entry.get("signature") is not None:
         key = public_keys.get(entry.get("key_id") or "")
         if key is None or not verify(key, canonical_json(doc), bytes.fromhex(entry["signature"])):

@@ -76,7 +76,14 @@ class Journal:
         *,
         key: SigningKey | None = None,
         fsync: bool = True,
+        rotate_key: bool = False,
     ) -> None:
+        """Open (or create) the journal; refuse to continue a signed chain with another key.
+
+        Opened without a key, a signed journal can be read and recovered, but ``seal`` refuses
+        (an unsigned receipt would break the chain's signatures). ``rotate_key=True`` lets a new
+        key take over; its public key must then be trusted by whoever verifies the chain.
+        """
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _exclusive_lock(self.directory / LOCK_FILE)
@@ -84,7 +91,9 @@ class Journal:
         self.key = key
         self.fsync = fsync
         self.torn_tail = _truncate_torn_tail(self.path)
-        self.last_seq, self.last_hash = _chain_head(self.path)
+        self.last_seq, self.last_hash, self.signed_by = _chain_head(self.path)
+        if key is not None:
+            _check_key(self.path, self.signed_by, key, rotate_key)
         # The store marker this journal last wrote (``None``: not known, so ``seq - 1``).
         self._applied: int | None = None
         self._append_lock = threading.Lock()
@@ -107,6 +116,8 @@ class Journal:
         2. its hash is SHA-256 over its RFC 8785 form, and the signature is Ed25519 over that form;
         3. the record is appended and fsynced before this returns: only then is it committed.
         """
+        if self.key is None and self.signed_by is not None:
+            _check_key(self.path, self.signed_by, None, rotate=False)
         seq = self.next_seq()
         body = {**body, "seq": seq, "prev": self.last_hash}
         if self.key is not None:
@@ -231,8 +242,24 @@ def _index(path: Path) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, A
     return receipts, intents
 
 
-def _chain_head(path: Path) -> tuple[int, str]:
-    seq, head = 0, GENESIS
+def _check_key(path: Path, last: str | None, key: SigningKey | None, rotate: bool) -> None:
+    if last is None:
+        return
+    if key is None:
+        raise LockchainError(
+            f"{path}: its receipts are signed with key {last[:16]}...; configure that signing key "
+            "(signing_key_file or signing_key_env) to write to it, or unsigned receipts would "
+            "break the chain's signatures"
+        )
+    if key_id(key) != last and not rotate:
+        raise LockchainError(
+            f"{path}: its receipts are signed with key {last[:16]}..., not with the configured "
+            f"key {key_id(key)[:16]}...; to rotate keys deliberately, open it with rotate_key=True"
+        )
+
+
+def _chain_head(path: Path) -> tuple[int, str, str | None]:
+    seq, head, key = 0, GENESIS, None
     for record in read_records(path):
         if record["type"] != "receipt":
             continue
@@ -241,8 +268,8 @@ def _chain_head(path: Path) -> tuple[int, str]:
                 f"{path}: receipt {record['seq']} does not follow receipt {seq} "
                 f"(expected seq {seq + 1} with prev {head[:16]}...)"
             )
-        seq, head = record["seq"], record["hash"]
-    return seq, head
+        seq, head, key = record["seq"], record["hash"], record["receipt"].get("key_id")
+    return seq, head, key
 
 
 def _truncate_torn_tail(path: Path) -> bool:

@@ -23,6 +23,7 @@ lockchain signed with any other key (an attacker who can write every file can re
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -104,6 +105,9 @@ def verify_lockchain(
     report.batches, report.anchored_seq = len(results), chain.last_seq
     # 6.
     _check_journal(journal_path, scan, chain, trusted, report)
+    _check_present(path, repo, scan, report)
+    if trusted is not None:
+        _check_all_signed(scan, report)
     # 7.
     if replay or store is not None:
         _replay(repo, results, scan, chain, store, report, progress)
@@ -239,6 +243,32 @@ def _check_journal(
             f"{len(tail)} journal receipt(s) after {chain.last_seq} are not "
             "anchored yet (lag); checked from the journal"
         )
+
+
+def _check_present(
+    path: Path, repo: pygit2.Repository | None, scan: JournalScan, report: VerifyReport
+) -> None:
+    """A directory with neither a journal nor a git anchor is not a lockchain, not an empty one."""
+    if repo is None and not (path / JOURNAL_FILE).exists():
+        report.problems.append(
+            Problem(0, "shape", f"{path}: not a lockchain (no {JOURNAL_FILE} and no git anchor)")
+        )
+
+
+def _check_all_signed(scan: JournalScan, report: VerifyReport) -> None:
+    """With pinned keys, an unsigned receipt is a fault: anyone can write one."""
+    for seq in sorted(scan.lines):
+        record = json.loads(scan.lines[seq])
+        if not record.get("signature"):
+            report.problems.append(
+                Problem(
+                    seq,
+                    "signature",
+                    f"receipt {seq} is unsigned, but trusted keys were given: every receipt must "
+                    "be signed by one of them",
+                )
+            )
+            return
 
 
 def _replay(

@@ -179,6 +179,11 @@ def _intake(
     items: Iterable[QuadLike], side: str, policy: LiteralPolicy, rewrites: list[tuple[str, str]]
 ) -> dict[ox.Quad, ox.Quad]:
     out: dict[ox.Quad, ox.Quad] = {}
+    if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+        raise InputError(
+            f"{side} must be an iterable of quads, triples or term tuples, got "
+            f"{type(items).__name__} (for RDF text use Delta.from_text)"
+        )
     for index, item in enumerate(items):
         quad = normalize_quad(_as_quad(item, f"{side}[{index}]"), policy, rewrites)
         check_not_reserved(quad)

@@ -80,7 +80,23 @@ class OxigraphStore:
         pyoxigraph has no close: the store is released when its last reference goes, so any
         use of this object afterwards fails, and a caller holding ``raw`` keeps it open.
         """
-        if not hasattr(self, "_store"):
+        if isinstance(self._store, _Closed):
             return
         self.flush()
-        del self._store
+        # A stand-in that raises StoreError on any use, instead of AttributeError.
+        self._store = _Closed(self.path)  # type: ignore[assignment]
+
+
+class _Closed:
+    """Stands in for the pyoxigraph store after ``close``: every use is a clear error."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def _fail(self, *_: object, **__: object) -> Any:
+        raise StoreError(f"the store at {self.path} is closed (KnowledgeEngine.close was called)")
+
+    __contains__ = __len__ = __iter__ = _fail
+
+    def __getattr__(self, name: str) -> Any:
+        return self._fail

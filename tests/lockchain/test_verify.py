@@ -130,7 +130,14 @@ def test_progress_is_reported(chain: tuple[Path, OxigraphStore]) -> None:
     assert ("checking", 12, 12) in seen and ("replaying", 12, 12) in seen
 
 
-def test_an_empty_directory_verifies_as_empty(tmp_path: Path) -> None:
+def test_an_empty_directory_is_not_a_lockchain(tmp_path: Path) -> None:
+    report = verify_lockchain(tmp_path)
+    assert not report.ok
+    assert report.first is not None and "not a lockchain" in report.first.message
+
+
+def test_a_lockchain_with_no_receipt_yet_verifies_as_empty(tmp_path: Path) -> None:
+    (tmp_path / "journal.jsonl").write_bytes(b"")
     report = verify_lockchain(tmp_path)
     assert report.ok and report.receipts == 0
 
