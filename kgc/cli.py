@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from kgc import cli_backup, cli_lockchain
+from kgc.cli_progress import StatusLine
 from kgc.errors import KGCError, RDFSyntaxError
 
 _PROGRESS_FROM = 10_000
@@ -108,32 +108,13 @@ def _count(text: str) -> int:
     return value
 
 
-class _Progress:
+class _Progress(StatusLine):
     """Progress on stderr: loads of 10,000 triples or more, and the replay on a terminal."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.open_line = False
 
     def loading(self, triples: int) -> None:
         if triples >= _PROGRESS_FROM:
-            self._show(f"loading: {triples:,} triples read")
+            self.show(f"loading: {triples:,} triples read")
 
     def replaying(self, done: int, total: int) -> None:
         if self.tty and (done % _REPLAY_EVERY == 0 or done == total):
-            self._show(f"replaying: {done:,}/{total:,} changes")
-
-    def close(self) -> None:
-        if self.open_line:
-            self.out.write("\n")
-            self.out.flush()
-        self.open_line = False
-
-    def _show(self, message: str) -> None:
-        if self.tty:
-            self.out.write(f"\r{message}\033[K")
-            self.open_line = True
-        else:
-            self.out.write(message + "\n")
-        self.out.flush()
+            self.show(f"replaying: {done:,}/{total:,} changes")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kgc import cli_backup
+from kgc.cli_progress import StatusLine
 from kgc.errors import KGCError, ProofInvalid, StoreError
 
 
@@ -183,30 +184,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Progress:
+class _Progress(StatusLine):
     """Progress of a verification on stderr: a rewritten line on a terminal, else every 10%."""
 
     def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
+        super().__init__(out)
         self.shown: tuple[str, int] = ("", -1)
-        self.open_line = False
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         tenth = done * 10 // total if total else 10
         if not self.tty and self.shown == (phase, tenth):
             return
         self.shown = (phase, tenth)
-        message = f"{phase}: {done:,}/{total:,} receipts"
-        if self.tty:
-            self.out.write(f"\r{message}\033[K")
-            self.open_line = True
-        else:
-            self.out.write(message + "\n")
-        self.out.flush()
-
-    def close(self) -> None:
-        if self.open_line:
-            self.out.write("\n")
-            self.out.flush()
-        self.open_line = False
+        self.show(f"{phase}: {done:,}/{total:,} receipts")
