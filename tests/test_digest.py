@@ -162,3 +162,18 @@ def test_delta_digest_ignores_the_order_quads_were_given_in() -> None:
 
     assert delta_digests(lines, []) == delta_digests(reversed(lines), [])
     assert delta_digests(lines, []) != delta_digests([], lines)
+
+
+def test_an_update_larger_than_the_lane_headroom_equals_single_updates() -> None:
+    # More terms than fit in a lane's slot between reductions (65,534): the mask must be applied
+    # along the way, or carries would spill into the next lane.
+    from kgc.rdf.digest import StateDigest
+
+    lines = [f"<urn:s{i}> <urn:p> <urn:o> ." for i in range(70_000)]
+    bulk = StateDigest()
+    bulk.update(added=lines, removed=lines[:66_000])
+    single = StateDigest()
+    for line in lines[66_000:]:
+        single.update(added=[line])
+
+    assert bulk == single
