@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -23,6 +24,8 @@ from kgc import (
     load_hook_file,
 )
 from kgc.errors import ConditionRefError, DuplicateHook, UnknownHook
+from kgc.hooks.conditions import EvalContext
+from kgc.store.oxigraph import OxigraphStore
 
 NO_BAD = "ASK { GRAPH <urn:kgc:delta:additions> { <urn:bad> ?p ?o } }\n"
 SHAPES = """\
@@ -513,6 +516,53 @@ ex:VavHasPoint a sh:NodeShape ; sh:targetClass ex:VAV ;
 
     assert receipt.status == "vetoed"
     assert "<urn:ex:vav1>" in receipt.hooks[0].reason
+
+
+@pytest.mark.parametrize("written", ['"male"', '"male"^^xsd:string'])
+@pytest.mark.parametrize("scope", ["delta", "graph"])
+def test_shacl_string_value_matches_has_value_and_in(
+    engine: KnowledgeEngine, written: str, scope: Literal["delta", "graph"]
+) -> None:
+    # Regression (W3C SHACL core property/hasValue-001, in-001): the store gives "male" the
+    # datatype xsd:string, which rdflib held distinct from the shapes' plain "male".
+    shapes = f"""\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix ex: <urn:ex:> .
+ex:Male a sh:NodeShape ; sh:targetClass ex:Person ;
+    sh:property [ sh:path ex:gender ; sh:hasValue {written} ; sh:in ( {written} "female" ) ] .
+"""
+    engine.hooks.register(Hook("male", Shacl(shapes, scope=scope)))
+
+    good = engine.apply(
+        Delta.from_text(PREFIX + 'ex:bob a ex:Person ; ex:gender "male" .', format="turtle")
+    )
+    bad = engine.apply(
+        Delta.from_text(PREFIX + 'ex:al a ex:Person ; ex:gender "man" .', format="turtle")
+    )
+
+    assert good.committed, good.hooks
+    assert bad.status == "vetoed"
+
+
+def test_shacl_counts_a_nested_node_shape_failure_once() -> None:
+    # Regression (W3C SHACL core property/node-002): pySHACL attaches the nested shape's result as
+    # an sh:detail, also typed sh:ValidationResult; only the report's own sh:result rows count.
+    shapes = """\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix ex: <urn:ex:> .
+ex:Named a sh:NodeShape ; sh:property [ sh:path ex:name ; sh:minCount 1 ] .
+ex:Owned a sh:NodeShape ; sh:targetNode ex:ahu1 ;
+    sh:property [ sh:path ex:owner ; sh:node ex:Named ] .
+"""
+    store = OxigraphStore()
+    store.add_all(Delta.from_text(PREFIX + "ex:ahu1 ex:owner ex:acme .", format="turtle").additions)
+
+    result = Shacl(shapes, scope="graph").evaluate(EvalContext(store))
+
+    assert result.fired
+    assert result.rows == 1
+    assert result.detail.startswith("<urn:ex:ahu1> <urn:ex:owner>: ")
 
 
 @pytest.mark.parametrize(

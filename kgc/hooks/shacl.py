@@ -36,6 +36,7 @@ from kgc.store.base import Store
 SH = "http://www.w3.org/ns/shacl#"
 _DEFAULT = ox.DefaultGraph()
 _DETAIL_ROWS = 5
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
 _CLASS_TYPES = {
     "http://www.w3.org/2000/01/rdf-schema#Class",
     "http://www.w3.org/2002/07/owl#Class",
@@ -76,7 +77,7 @@ class Shacl:
             shapes.parse(data=self.text, format="turtle")
         except Exception as exc:  # rdflib raises many unrelated types for bad Turtle
             raise HookDefinitionError(f"{self.source}: shapes graph does not parse: {exc}") from exc
-        object.__setattr__(self, "_shapes", shapes)
+        object.__setattr__(self, "_shapes", _plain_strings(shapes))
         object.__setattr__(self, "_targets", _targets_of(shapes))
 
     @property
@@ -168,7 +169,33 @@ def _to_rdflib(term: Any) -> Any:
         return rdflib.BNode(term.value)
     if term.language:
         return rdflib.Literal(term.value, lang=term.language)
+    if term.datatype.value == _XSD_STRING:
+        return rdflib.Literal(term.value)
     return rdflib.Literal(term.value, datatype=rdflib.URIRef(term.datatype.value))
+
+
+def _plain_strings(graph: Any) -> Any:
+    """``graph`` with every ``"..."^^xsd:string`` written as the plain literal ``"..."``.
+
+    RDF 1.1 makes them one term, but rdflib compares them as two. pyoxigraph gives every simple
+    literal the datatype ``xsd:string``, so without this a stored ``"male"`` failed a shape's
+    ``sh:hasValue "male"`` (and ``sh:in``): the data and the shapes are both written plain.
+    """
+    import rdflib
+
+    typed = [t for t in graph if any(_is_typed_string(term) for term in t)]
+    for triple in typed:
+        graph.remove(triple)
+        graph.add(
+            tuple(rdflib.Literal(str(term)) if _is_typed_string(term) else term for term in triple)
+        )
+    return graph
+
+
+def _is_typed_string(term: Any) -> bool:
+    import rdflib
+
+    return isinstance(term, rdflib.Literal) and str(term.datatype) == _XSD_STRING
 
 
 def _rdflib_graph(quads: Iterable[ox.Quad]) -> Any:
@@ -181,12 +208,13 @@ def _rdflib_graph(quads: Iterable[ox.Quad]) -> Any:
 
 
 def _violations(report: Any, focus: set[Any] | None) -> ConditionResult:
-    import rdflib
     from rdflib.namespace import SH as SH_NS
 
+    # The report's own sh:result rows: a nested shape's results (sh:detail) are typed
+    # sh:ValidationResult too, and counting them counted one failure several times.
     results = [
         r
-        for r in report.subjects(rdflib.RDF.type, SH_NS.ValidationResult)
+        for r in report.objects(None, SH_NS.result)
         if focus is None or report.value(r, SH_NS.focusNode) in focus
     ]
     if not results:
