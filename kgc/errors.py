@@ -19,6 +19,7 @@
     │   ├── HookDefinitionError     a hook file that is malformed (names the field)
     │   ├── ConditionHashMismatch   a condition file whose sha256 differs from its ref
     │   ├── ConditionRefError       a condition ref that cannot be resolved or read
+    │   ├── ConditionValueError     a condition met a value it cannot use (names it)
     │   ├── DuplicateHook           a second hook with a name already registered
     │   └── UnknownHook             removing or reading a hook that is not registered
     ├── StoreError                  the store failed (I/O, corruption); wraps the cause
@@ -148,6 +149,14 @@ class ConditionHashMismatch(HookError):
 
 class ConditionRefError(HookError):
     """A condition reference that cannot be resolved or read."""
+
+
+class ConditionValueError(HookError):
+    """A condition met a value it cannot evaluate, such as a non-numeric value to sum.
+
+    Raised during evaluation: the hook's verdict is ``error``, which in strict mode refuses the
+    transaction.
+    """
 
 
 class DuplicateHook(HookError):

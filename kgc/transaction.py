@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ from kgc.errors import (
     RecoveryError,
     StoreError,
 )
-from kgc.hooks.conditions import ConditionResult, EvalContext
+from kgc.hooks.conditions import ConditionResult, EvalContext, HistoryEntry
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
 from kgc.locks import ReadWriteLock
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _EMPTY_STATE = StateDigest().hexdigest()
+HISTORY_SIZE = 1024
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 
 
@@ -119,7 +121,13 @@ class TransactionManager:
         strict: bool = True,
         timeout_ms: float = 2000.0,
         journal: Journal | None = None,
+        clock: Callable[[], float] = time.time,
+        history_size: int = HISTORY_SIZE,
     ) -> None:
+        """``clock`` times the history that ``window`` conditions read (seconds; injectable for
+        tests); ``history_size`` bounds that history (0 keeps none)."""
+        if history_size < 0:
+            raise InputError(f"history_size must be >= 0, got {history_size}")
         self.store = store
         self.hooks = hooks if hooks is not None else HookManager()
         self.strict = strict
@@ -130,6 +138,9 @@ class TransactionManager:
         self._state = StateDigest.of(_user_lines(store))
         self._state_hex = self._state.hexdigest()
         self.on_receipt: list[Callable[[Receipt], None]] = []
+        self.clock = clock
+        self.history: deque[HistoryEntry] = deque(maxlen=history_size)
+        self._commits = 0
         if journal is not None:
             _check_recovered(journal, self._state_hex)
 
@@ -229,6 +240,8 @@ class TransactionManager:
         added, removed = tx.delta_lines()
         self._state.update(added=removed, removed=added)
         self._state_hex = tx.state_before
+        if self.history and self.history[-1].seq == self._commits:
+            self.history.pop()
 
     def _effective(self, tx: _Tx) -> None:
         store = self.store
@@ -240,7 +253,15 @@ class TransactionManager:
         # cost a bulk load twice, and pyoxigraph's in-memory store keeps removed quads as dead
         # index entries that every later scan of those graphs walks through.
         hooked = bool(tx.snapshot.pre or tx.snapshot.post)
-        ctx = EvalContext(self.store, tx.additions, tx.removals, uuid.uuid4().hex)
+        ctx = EvalContext(
+            self.store,
+            tx.additions,
+            tx.removals,
+            uuid.uuid4().hex,
+            actor=tx.actor,
+            now=self.clock(),
+            history=tuple(self.history),
+        )
         staged = ctx.staged_quads() if hooked else []
         try:
             self.store.add_all([*tx.additions, *staged])
@@ -301,7 +322,17 @@ class TransactionManager:
         self._state.update(added=added, removed=removed)
         self._state_hex = self._state.hexdigest()
         tx.state_after = self._state_hex
+        self._remember(tx)
         tx.timings["commit"] = _ms(time.perf_counter() - t)
+
+    def _remember(self, tx: _Tx) -> None:
+        """Add the committed transaction to the bounded history ``window`` conditions read."""
+        self._commits += 1
+        if self.history.maxlen:
+            entry = HistoryEntry(
+                self._commits, self.clock(), tx.actor, tuple(tx.additions), tuple(tx.removals)
+            )
+            self.history.append(entry)
 
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
         ctx = EvalContext(self.store, tx.additions, tx.removals)

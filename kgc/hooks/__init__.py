@@ -1,11 +1,15 @@
 """Knowledge hooks: the model, condition kinds, content-addressed refs and the manager."""
 
+from kgc.hooks.aggregate import Count, Threshold
+from kgc.hooks.change import DeltaChange
+from kgc.hooks.combinators import Combinator
 from kgc.hooks.conditions import (
     ADDITIONS_GRAPH,
     REMOVALS_GRAPH,
     Condition,
     ConditionResult,
     EvalContext,
+    HistoryEntry,
     SparqlAsk,
     SparqlSelect,
 )
@@ -14,14 +18,19 @@ from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
 from kgc.hooks.refs import ConditionRef
 from kgc.hooks.shacl import Shacl
+from kgc.hooks.window import Window
 
 __all__ = [
     "ADDITIONS_GRAPH",
     "REMOVALS_GRAPH",
+    "Combinator",
     "Condition",
     "ConditionRef",
     "ConditionResult",
+    "Count",
+    "DeltaChange",
     "EvalContext",
+    "HistoryEntry",
     "Hook",
     "HookEvent",
     "HookManager",
@@ -30,6 +39,8 @@ __all__ = [
     "Shacl",
     "SparqlAsk",
     "SparqlSelect",
+    "Threshold",
     "Veto",
+    "Window",
     "load_hook_file",
 ]

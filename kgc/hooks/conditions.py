@@ -43,12 +43,19 @@ class EvalContext:
     transaction made a delta-scoped ASK grow from 20 µs to 1.2 ms after 40,000 transactions.
     Fresh names per transaction keep each scan O(|delta|); ``bind`` maps the documented names in a
     query's text to them.
+
+    ``actor`` and ``now`` (the manager's clock, in seconds, when governance began) describe the
+    transaction being governed; ``history`` holds the manager's recent committed transactions,
+    oldest first, for ``window`` conditions. Contexts built by hand leave them empty.
     """
 
     store: Store
     additions: Sequence[ox.Quad] = ()
     removals: Sequence[ox.Quad] = ()
     tag: str = ""
+    actor: str = ""
+    now: float = 0.0
+    history: Sequence[HistoryEntry] = ()
 
     @property
     def additions_graph(self) -> ox.NamedNode:
@@ -72,6 +79,20 @@ class EvalContext:
         return [ox.Quad(q.subject, q.predicate, q.object, add) for q in self.additions] + [
             ox.Quad(q.subject, q.predicate, q.object, rem) for q in self.removals
         ]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One committed transaction as a ``TransactionManager`` remembers it for ``window`` conditions.
+
+    ``seq`` counts the manager's commits from 1; ``finished`` is its clock's reading at the commit.
+    """
+
+    seq: int
+    finished: float
+    actor: str
+    additions: tuple[ox.Quad, ...] = ()
+    removals: tuple[ox.Quad, ...] = ()
 
 
 def _tagged(graph: ox.NamedNode, tag: str) -> ox.NamedNode:
@@ -190,6 +211,7 @@ __all__ = [
     "Condition",
     "ConditionResult",
     "EvalContext",
+    "HistoryEntry",
     "SparqlAsk",
     "SparqlSelect",
 ]

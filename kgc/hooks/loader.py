@@ -8,12 +8,15 @@
     timeout_ms = 2000
     message = "A point must belong to some equipment"
     [when]
-    kind = "sparql-ask"           # sparql-ask | sparql-select | shacl
+    kind = "sparql-ask"           # sparql-ask | sparql-select | shacl | count | threshold
+                                  # | delta | window | all | any | not | at-least-k
     scope = "delta"               # shacl only: delta | graph
     [when.ref]
     uri = "file:point-has-equipment.rq"
     sha256 = "..."                # of the file's bytes, hex
     media_type = "application/sparql-query"
+
+Each kind's fields are listed in ``kgc.hooks.when`` and documented in ``docs/conditions.md``.
 """
 
 from __future__ import annotations
@@ -26,26 +29,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kgc.errors import HookDefinitionError
-from kgc.hooks.conditions import Condition, SparqlAsk, SparqlSelect
 from kgc.hooks.model import Hook
-from kgc.hooks.refs import ConditionRef
-from kgc.hooks.shacl import Shacl
+from kgc.hooks.when import WhenModel, build
 
 HOOK_SUFFIXES = (".hook.toml", ".hook.json")
-
-
-class _RefModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    uri: str
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    media_type: str
-
-
-class _WhenModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["sparql-ask", "sparql-select", "shacl"]
-    ref: _RefModel
-    scope: Literal["delta", "graph"] = "delta"
 
 
 class _HookModel(BaseModel):
@@ -56,7 +43,7 @@ class _HookModel(BaseModel):
     timeout_ms: float = Field(default=2000.0, gt=0)
     message: str = ""
     description: str = ""
-    when: _WhenModel
+    when: WhenModel
 
 
 def load_hook_file(path: str | Path) -> Hook:
@@ -67,12 +54,9 @@ def load_hook_file(path: str | Path) -> Hook:
         model = _HookModel.model_validate(raw)
     except ValidationError as exc:
         raise HookDefinitionError(f"{file}: {_first_error(exc)}") from exc
-    ref = ConditionRef(model.when.ref.uri, model.when.ref.sha256, model.when.ref.media_type)
-    text = ref.load(file.parent)
-    condition = _condition(model.when.kind, text, f"{file} -> {ref.uri}", model.when.scope)
     return Hook(
         name=model.name,
-        when=condition,
+        when=build(model.when, file),
         phase=model.phase,
         priority=model.priority,
         timeout_ms=model.timeout_ms,
@@ -109,11 +93,3 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(part) for part in err["loc"]) or "<root>"
     return f"field '{where}': {err['msg']}"
-
-
-def _condition(kind: str, text: str, source: str, scope: Literal["delta", "graph"]) -> Condition:
-    if kind == "sparql-ask":
-        return SparqlAsk(text, source)
-    if kind == "sparql-select":
-        return SparqlSelect(text, source)
-    return Shacl(text, source, scope)

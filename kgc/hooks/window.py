@@ -1,0 +1,161 @@
+"""The ``window`` condition: a count over the recent transaction history, in a time window.
+
+Each transaction is *measured* by the window's SELECT query, run on that transaction's delta alone:
+a scratch store whose only triples are its additions in ``<urn:kgc:delta:additions>`` and its
+removals in ``<urn:kgc:delta:removals>`` (the rest of the graph is not visible). ``measure="rows"``
+adds up the rows each transaction's query returns; ``measure="transactions"`` counts the
+transactions that return at least one row. With ``per_actor`` only transactions by the governed
+transaction's actor count. The total compares with ``value`` by ``op``; the condition fires when
+the comparison is true.
+
+The transaction being governed always counts, at the time ``now`` its governance began. The others
+come from the manager's history of committed transactions, timed when they committed (vetoed and
+failed transactions never enter it). The window, for ``seconds`` = S, is:
+
+- ``sliding``: the half-open interval (now - S, now]: a transaction that committed exactly S
+  seconds ago has left the window;
+- ``tumbling``: the interval [k*S, (k+1)*S) that contains ``now``, with k counted from the clock's
+  zero (the Unix epoch for ``time.time``): a transaction at exactly k*S opens window k, and one at
+  exactly (k+1)*S belongs to the next window.
+
+The history is bounded (``TransactionManager(history_size=...)``, 1,024 by default); older
+transactions are forgotten, so a window can only count what the history still holds. It is held in
+memory only, and starts empty when the process starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyoxigraph as ox
+
+from kgc.errors import HookDefinitionError
+from kgc.hooks.aggregate import OPS, check_op, params_digest
+from kgc.hooks.conditions import (
+    ADDITIONS_GRAPH,
+    REMOVALS_GRAPH,
+    ConditionResult,
+    EvalContext,
+    HistoryEntry,
+    _check_query,
+    _sha256,
+)
+
+MODES = ("sliding", "tumbling")
+MEASURES = ("rows", "transactions")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Fires when the measure of the transactions in the window compares true with ``value``."""
+
+    text: str
+    seconds: float
+    op: str
+    value: float
+    mode: str = "sliding"
+    measure: str = "rows"
+    per_actor: bool = False
+    source: str = "<inline>"
+    kind: str = field(default="window", init=False)
+    # Row counts of history entries by seq: an entry's delta never changes once committed.
+    _rows: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        check_op(self.op, self.source)
+        for name, value, allowed in (
+            ("mode", self.mode, MODES),
+            ("measure", self.measure, MEASURES),
+        ):
+            if value not in allowed:
+                raise HookDefinitionError(
+                    f"{self.source}: field '{name}' must be one of {', '.join(allowed)}; "
+                    f"got {value!r}"
+                )
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise HookDefinitionError(
+                f"{self.source}: field 'seconds' must be a positive number; got {self.seconds}"
+            )
+        _check_query(self.text, ox.QuerySolutions, "sparql-select", self.source)
+
+    @property
+    def digest(self) -> str:
+        return params_digest(
+            {
+                "kind": self.kind,
+                "mode": self.mode,
+                "seconds": self.seconds,
+                "measure": self.measure,
+                "per_actor": self.per_actor,
+                "op": self.op,
+                "value": self.value,
+                "query": _sha256(self.text),
+            }
+        )
+
+    def bounds(self, now: float) -> tuple[float, float]:
+        """The window around ``now``: (start, end), open or closed at each end as documented."""
+        if self.mode == "sliding":
+            return now - self.seconds, now
+        start = math.floor(now / self.seconds) * self.seconds
+        return start, start + self.seconds
+
+    def contains(self, now: float, moment: float) -> bool:
+        start, end = self.bounds(now)
+        if self.mode == "sliding":
+            return start < moment <= end
+        return start <= moment < end
+
+    def evaluate(self, ctx: EvalContext) -> ConditionResult:
+        entries = [e for e in ctx.history if self._counts(ctx, e)]
+        total = sum(self._measure(self._entry_rows(e)) for e in entries)
+        total += self._measure(_rows(self.text, ctx.additions, ctx.removals))
+        fired = OPS[self.op](total, self.value)
+        self._prune(ctx.history)
+        if not fired:
+            return ConditionResult(False, "", total)
+        who = f" by {ctx.actor}" if self.per_actor else ""
+        detail = (
+            f"{total} {self.measure}{who} in the {self.mode} {self.seconds:g} s window "
+            f"{self.op} {self.value:g}"
+        )
+        return ConditionResult(True, detail, total)
+
+    def _counts(self, ctx: EvalContext, entry: HistoryEntry) -> bool:
+        if self.per_actor and entry.actor != ctx.actor:
+            return False
+        return self.contains(ctx.now, entry.finished)
+
+    def _measure(self, rows: int) -> int:
+        return rows if self.measure == "rows" else int(rows > 0)
+
+    def _entry_rows(self, entry: HistoryEntry) -> int:
+        rows = self._rows.get(entry.seq)
+        if rows is None:
+            rows = self._rows[entry.seq] = _rows(self.text, entry.additions, entry.removals)
+        return rows
+
+    def _prune(self, history: Sequence[HistoryEntry]) -> None:
+        """Forget counts of entries the history no longer holds, so the cache stays bounded."""
+        if len(self._rows) > 2 * max(len(history), 1):
+            keep = {e.seq for e in history}
+            for seq in [s for s in self._rows if s not in keep]:
+                del self._rows[seq]
+
+
+def _rows(text: str, additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> int:
+    scratch = ox.Store()
+    quads = [
+        ox.Quad(q.subject, q.predicate, q.object, graph)
+        for graph, part in ((ADDITIONS_GRAPH, additions), (REMOVALS_GRAPH, removals))
+        for q in part
+    ]
+    scratch.extend(quads)
+    solutions = scratch.query(text)
+    assert isinstance(solutions, ox.QuerySolutions)  # checked at construction
+    return len(list(solutions))
+
+
+__all__ = ["MEASURES", "MODES", "Window"]
