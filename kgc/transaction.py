@@ -328,11 +328,12 @@ class TransactionManager:
     def _remember(self, tx: _Tx) -> None:
         """Add the committed transaction to the bounded history ``window`` conditions read."""
         self._commits += 1
-        if self.history.maxlen:
-            entry = HistoryEntry(
-                self._commits, self.clock(), tx.actor, tuple(tx.additions), tuple(tx.removals)
-            )
-            self.history.append(entry)
+        if not self.history.maxlen:
+            return
+        entry = HistoryEntry(self._commits, self.clock(), tx.actor)
+        if tx.snapshot.reads_history:  # otherwise no condition would read the quads
+            entry = replace(entry, additions=tuple(tx.additions), removals=tuple(tx.removals))
+        self.history.append(entry)
 
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
         ctx = EvalContext(self.store, tx.additions, tx.removals)

@@ -419,6 +419,20 @@ def test_window_does_not_count_vetoed_transactions(engine: KnowledgeEngine) -> N
     assert len(engine.transactions.history) == 1
 
 
+def test_history_keeps_deltas_only_while_a_hook_reads_them(engine: KnowledgeEngine) -> None:
+    _clocked(engine)
+    _retire(engine, 3)  # no window hook yet: remembered without its delta
+    window = Window(RETIRED, 600, ">", 3, "sliding")
+    engine.hooks.register(Hook("burst", Combinator("any", (FALSE, window))))
+
+    assert _retire(engine, 3, start=10).committed  # the first three measure 0
+    first, second = engine.transactions.history
+    assert (first.additions, first.matches) == ((), {window.digest: 0})
+    assert len(second.additions) == 3
+    assert _retire(engine, 1, start=20).vetoed_by == ["burst"]  # 3 + 1 > 3
+    assert second.matches == {window.digest: 3}
+
+
 def test_history_size_zero_keeps_nothing(engine: KnowledgeEngine) -> None:
     engine.transactions = TransactionManager(engine.store, engine.hooks, history_size=0)
     _retire(engine)

@@ -59,6 +59,11 @@ class Combinator:
         object.__setattr__(self, "_need", need)
 
     @property
+    def reads_history(self) -> bool:
+        """Whether some nested condition reads the transaction history."""
+        return any(getattr(c, "reads_history", False) for c in self.conditions)
+
+    @property
     def text(self) -> str:
         children = [{"kind": c.kind, "sha256": c.digest} for c in self.conditions]
         body = {"kind": self.kind, "k": self.k, "conditions": children}

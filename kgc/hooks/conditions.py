@@ -86,6 +86,8 @@ class HistoryEntry:
     """One committed transaction as a ``TransactionManager`` remembers it for ``window`` conditions.
 
     ``seq`` counts the manager's commits from 1; ``finished`` is its clock's reading at the commit.
+    The delta is kept only while some registered hook reads the history; ``matches`` caches each
+    ``window`` condition's measure of this entry, by the condition's digest.
     """
 
     seq: int
@@ -93,6 +95,7 @@ class HistoryEntry:
     actor: str
     additions: tuple[ox.Quad, ...] = ()
     removals: tuple[ox.Quad, ...] = ()
+    matches: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _tagged(graph: ox.NamedNode, tag: str) -> ox.NamedNode:

@@ -22,6 +22,8 @@ class HookSnapshot:
     pre: tuple[Hook, ...]
     post: tuple[Hook, ...]
     digest: str
+    # Some condition reads the transaction history (a ``window``): commits must keep their delta.
+    reads_history: bool = False
 
 
 class HookManager:
@@ -97,4 +99,5 @@ def _build_snapshot(hooks: Iterable[Hook]) -> HookSnapshot:
         pre=tuple(h for h in ordered if h.phase == "pre"),
         post=tuple(h for h in ordered if h.phase == "post"),
         digest=digest,
+        reads_history=any(getattr(h.when, "reads_history", False) for h in ordered),
     )

@@ -20,7 +20,9 @@ failed transactions never enter it). The window, for ``seconds`` = S, is:
 
 The history is bounded (``TransactionManager(history_size=...)``, 1,024 by default); older
 transactions are forgotten, so a window can only count what the history still holds. It is held in
-memory only, and starts empty when the process starts.
+memory only, and starts empty when the process starts. A transaction's delta is kept in it only
+while some registered hook reads the history (``reads_history``): transactions committed while
+no ``window`` hook was registered measure 0.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pyoxigraph as ox
 
@@ -60,8 +63,7 @@ class Window:
     per_actor: bool = False
     source: str = "<inline>"
     kind: str = field(default="window", init=False)
-    # Row counts of history entries by seq: an entry's delta never changes once committed.
-    _rows: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+    reads_history: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_op(self.op, self.source)
@@ -113,7 +115,6 @@ class Window:
         total = sum(self._measure(self._entry_rows(e)) for e in entries)
         total += self._measure(_rows(self.text, ctx.additions, ctx.removals))
         fired = OPS[self.op](total, self.value)
-        self._prune(ctx.history)
         if not fired:
             return ConditionResult(False, "", total)
         who = f" by {ctx.actor}" if self.per_actor else ""
@@ -132,17 +133,11 @@ class Window:
         return rows if self.measure == "rows" else int(rows > 0)
 
     def _entry_rows(self, entry: HistoryEntry) -> int:
-        rows = self._rows.get(entry.seq)
+        # An entry's delta never changes once committed, so its measure is computed once.
+        rows = entry.matches.get(self.digest)
         if rows is None:
-            rows = self._rows[entry.seq] = _rows(self.text, entry.additions, entry.removals)
+            rows = entry.matches[self.digest] = _rows(self.text, entry.additions, entry.removals)
         return rows
-
-    def _prune(self, history: Sequence[HistoryEntry]) -> None:
-        """Forget counts of entries the history no longer holds, so the cache stays bounded."""
-        if len(self._rows) > 2 * max(len(history), 1):
-            keep = {e.seq for e in history}
-            for seq in [s for s in self._rows if s not in keep]:
-                del self._rows[seq]
 
 
 def _rows(text: str, additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> int:
