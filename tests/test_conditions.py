@@ -683,6 +683,14 @@ predicates = ["{VALUE}"]
         ),
         ('kind = "not"', r"field 'when\.conditions': Field required"),
         (
+            'kind = "count"\nop = ">"\nvalue = "5"\nREF',
+            r"field 'when\.value\.int': Input should be a valid integer",
+        ),
+        (
+            'kind = "count"\nop = ">"\nvalue = true\nREF',
+            r"field 'when\.value\.int': Input should be a valid integer",
+        ),
+        (
             'kind = "at-least-k"\nk = 3\n[[when.conditions]]\nkind = "count"\nREF',
             r"field 'when\.conditions\.0\.op': Field required",
         ),

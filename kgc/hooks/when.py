@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from kgc.errors import HookDefinitionError
 from kgc.hooks.aggregate import Count, Threshold
@@ -34,6 +34,8 @@ Kind = Literal[
     "not",
     "at-least-k",
 ]
+# TOML and JSON numbers only: "5" or true is refused, not converted.
+Number = StrictInt | StrictFloat
 # kind -> (required fields, optional fields); "kind" itself is always required.
 FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "sparql-ask": (frozenset({"ref"}), frozenset()),
@@ -66,18 +68,18 @@ class WhenModel(BaseModel):
     ref: RefModel | None = None
     scope: Literal["delta", "graph"] = "delta"
     op: Literal["<", "<=", "==", "!=", ">=", ">"] | None = None
-    value: float | None = None
+    value: Number | None = None
     aggregate: Literal["sum", "avg", "min", "max", "count"] | None = None
     variable: str | None = Field(default=None, min_length=1)
     change: Literal["any", "increase", "decrease", "modify"] | None = None
     predicates: list[str] | None = Field(default=None, min_length=1)
     types: list[str] | None = None
-    by: float | None = Field(default=None, ge=0)
+    by: Number | None = Field(default=None, ge=0)
     mode: Literal["sliding", "tumbling"] | None = None
-    seconds: float | None = Field(default=None, gt=0)
+    seconds: Number | None = Field(default=None, gt=0)
     measure: Literal["rows", "transactions"] = "rows"
     per_actor: bool = False
-    k: int | None = Field(default=None, ge=1)
+    k: StrictInt | None = Field(default=None, ge=1)
     conditions: list[WhenModel] | None = Field(default=None, min_length=1)
 
 
