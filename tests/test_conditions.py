@@ -7,6 +7,7 @@ otherwise); window tests inject the transaction manager's clock.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from kgc import (
     Delta,
     Hook,
     HookDefinitionError,
+    InputError,
     KnowledgeEngine,
     Receipt,
     TransactionManager,
@@ -440,6 +442,11 @@ def test_history_size_zero_keeps_nothing(engine: KnowledgeEngine) -> None:
     assert list(engine.transactions.history) == []
 
 
+def test_negative_history_size_is_refused(engine: KnowledgeEngine) -> None:
+    with pytest.raises(InputError, match="history_size must be >= 0, got -1"):
+        TransactionManager(engine.store, history_size=-1)
+
+
 def test_window_refuses_bad_definitions() -> None:
     with pytest.raises(HookDefinitionError, match="field 'seconds' must be a positive number"):
         Window(RETIRED, 0, ">", 1)
@@ -714,3 +721,16 @@ def test_bad_condition_definitions_are_refused_naming_the_field(
 
     with pytest.raises(HookDefinitionError, match=message):
         load_hook_file(path)
+
+
+def test_json_hook_file_with_a_combinator(tmp_path: Path, engine: KnowledgeEngine) -> None:
+    when = {
+        "kind": "not",
+        "conditions": [{"kind": "delta", "change": "any", "predicates": [f"{BRICK}hasUnit"]}],
+    }
+    path = tmp_path / "unit-required.hook.json"
+    path.write_text(json.dumps({"name": "unit-required", "when": when}), encoding="utf-8")
+    engine.hooks.load(path)
+
+    assert _apply(engine, "ex:t1 brick:hasUnit ex:DEG_C .").committed
+    assert _apply(engine, "ex:t2 a brick:Temperature_Sensor .").vetoed_by == ["unit-required"]

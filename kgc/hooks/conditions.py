@@ -46,7 +46,9 @@ class EvalContext:
 
     ``actor`` and ``now`` (the manager's clock, in seconds, when governance began) describe the
     transaction being governed; ``history`` holds the manager's recent committed transactions,
-    oldest first, for ``window`` conditions. Contexts built by hand leave them empty.
+    oldest first, for ``window`` conditions. Contexts built by hand leave them empty. A condition
+    of one's own that reads the deltas in ``history`` must have a true ``reads_history``
+    attribute, as ``Window`` has: otherwise commits are remembered without their delta.
     """
 
     store: Store
