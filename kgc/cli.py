@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from kgc import cli_backup, cli_lockchain
+from kgc.cli_args import whole_number
 from kgc.cli_progress import StatusLine
 from kgc.errors import KGCError, RDFSyntaxError
 
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--lenient", action="store_true", help="accept some invalid RDF (bad IRIs) when parsing"
     )
-    demo.add_argument("--changes", type=_count, default=1000, metavar="N", help="default: 1000")
+    demo.add_argument(
+        "--changes", type=whole_number(0), default=1000, metavar="N", help="default: 1000"
+    )
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="default: 0")
     demo.add_argument(
         "--lockchain",
@@ -96,16 +99,6 @@ def _demo(args: argparse.Namespace) -> int:
     progress.close()
     print(format_report(report))
     return 0 if report.digest_matches and not report.replay.unexpected else 1
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected zero or more, got {value}")
-    return value
 
 
 class _Progress(StatusLine):

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kgc.cli_args import whole_number
+
 _MB = 1024 * 1024
 
 
@@ -34,7 +36,7 @@ def add_commands(commands: Any) -> None:
     create = actions.add_parser("create", help="write kgc-backup-YYYYmmdd-HHMMSS.tar.gz")
     _targets(create, config_help="a configuration file or directory to include")
     create.add_argument("--out", type=Path, required=True, metavar="DIR", help="backup directory")
-    create.add_argument("--keep", type=_positive_int, metavar="N", help="keep the newest N")
+    create.add_argument("--keep", type=whole_number(1), metavar="N", help="keep the newest N")
     create.add_argument(
         "--max-age-days", type=_days, metavar="D", help="delete backups older than D days"
     )
@@ -153,16 +155,6 @@ def _rebuild(args: argparse.Namespace) -> int:
     print(f"  last committed receipt says:        {rebuilt.expected}")
     print("  match" if rebuilt.matches else "  MISMATCH")
     return 0 if rebuilt.matches else 1
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def _days(text: str) -> float:
