@@ -20,6 +20,7 @@
     │   ├── ConditionHashMismatch   a condition file whose sha256 differs from its ref
     │   ├── ConditionRefError       a condition ref that cannot be resolved or read
     │   ├── ConditionValueError     a condition met a value it cannot use (names it)
+    │   ├── HookTimeout             a hook overran its timeout_ms (a callable is abandoned)
     │   ├── DuplicateHook           a second hook with a name already registered
     │   └── UnknownHook             removing or reading a hook that is not registered
     ├── StoreError                  the store failed (I/O, corruption); wraps the cause
@@ -157,6 +158,10 @@ class ConditionValueError(HookError):
     Raised during evaluation: the hook's verdict is ``error``, which in strict mode refuses the
     transaction.
     """
+
+
+class HookTimeout(HookError):
+    """A hook overran its ``timeout_ms``; a callable that overruns is abandoned, not killed."""
 
 
 class DuplicateHook(HookError):

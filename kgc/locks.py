@@ -20,10 +20,24 @@ class ReadWriteLock:
         self._readers = 0
         self._writer: int | None = None
         self._waiting_writers = 0
+        self._guests: set[int] = set()
+
+    @contextmanager
+    def lend(self, ident: int) -> Iterator[None]:
+        """Let thread ``ident`` read as the writer does, while the writer waits for it.
+
+        A hook's callable runs on a watchdog thread so that a hung callable cannot hang the
+        engine; lending keeps its reads on the proposed state instead of waiting on the writer.
+        """
+        self._guests.add(ident)
+        try:
+            yield
+        finally:
+            self._guests.discard(ident)
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        if self._writer == threading.get_ident():
+        if self._writer == threading.get_ident() or threading.get_ident() in self._guests:
             yield
             return
         with self._cond:
@@ -41,7 +55,7 @@ class ReadWriteLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         me = threading.get_ident()
-        if self._writer == me:
+        if self._writer == me or me in self._guests:
             raise TransactionError(
                 "a transaction cannot be applied while this thread is applying another one "
                 "(was apply() called from a pre-commit hook?)"

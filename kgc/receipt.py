@@ -39,6 +39,8 @@ class Receipt:
     hooks: tuple[HookVerdict, ...]
     timings_ms: dict[str, float]
     error: str | None = None
+    # Registered hooks the planner proved the delta cannot affect: not evaluated, all quiet.
+    hooks_skipped: int = 0
     format_version: str = FORMAT_VERSION
     algorithms: dict[str, Any] = field(default_factory=lambda: dict(ALGORITHMS))
     # Set when a lockchain journal sealed the receipt (see docs/lockchain.md).

@@ -49,9 +49,12 @@ from kgc.errors import (
     RecoveryError,
     StoreError,
 )
-from kgc.hooks.conditions import ConditionResult, EvalContext, HistoryEntry
+from kgc.hooks.conditions import EvalContext, HistoryEntry
 from kgc.hooks.manager import HookManager, HookSnapshot
-from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
+from kgc.hooks.model import Hook, HookVerdict
+from kgc.hooks.planner import Planner, Selection
+from kgc.hooks.runner import Outcome, finish, judge, plain_evaluate
+from kgc.hooks.views import Views
 from kgc.locks import ReadWriteLock
 from kgc.rdf.delta import Delta
 from kgc.rdf.digest import StateDigest, delta_digests
@@ -91,7 +94,10 @@ class _Tx:
     additions: list[ox.Quad] = field(default_factory=list)
     removals: list[ox.Quad] = field(default_factory=list)
     verdicts: list[HookVerdict] = field(default_factory=list)
-    fired_post: list[tuple[Hook, ConditionResult]] = field(default_factory=list)
+    # Post-commit hooks with work left after the commit (a fired run, an after callable).
+    fired_post: list[Outcome] = field(default_factory=list)
+    post_verdicts: list[HookVerdict] = field(default_factory=list)
+    selection: Selection | None = None
     timings: dict[str, float] = field(default_factory=dict)
     status: Status = "committed"
     error: str | None = None
@@ -123,9 +129,12 @@ class TransactionManager:
         journal: Journal | None = None,
         clock: Callable[[], float] = time.time,
         history_size: int = HISTORY_SIZE,
+        plan: bool = True,
     ) -> None:
         """``clock`` times the history that ``window`` conditions read (seconds; injectable for
-        tests); ``history_size`` bounds that history (0 keeps none)."""
+        tests); ``history_size`` bounds that history (0 keeps none). ``plan=False`` evaluates
+        every hook on every transaction instead of skipping those the delta cannot affect
+        (``kgc.hooks.planner``); verdicts are the same, only slower."""
         if history_size < 0:
             raise InputError(f"history_size must be >= 0, got {history_size}")
         self.store = store
@@ -141,6 +150,7 @@ class TransactionManager:
         self.clock = clock
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
         self._commits = 0
+        self.planner = Planner(enabled=plan)
         if journal is not None:
             _check_recovered(journal, self._state_hex)
 
@@ -237,6 +247,7 @@ class TransactionManager:
         if tx.status != "committed" or not (tx.additions or tx.removals):
             return
         self._revert(tx, [])
+        self.planner.forget()
         added, removed = tx.delta_lines()
         self._state.update(added=removed, removed=added)
         self._state_hex = tx.state_before
@@ -249,11 +260,33 @@ class TransactionManager:
         tx.removals = [q for q in tx.delta.removals if q in store]
 
     def _govern_and_commit(self, tx: _Tx) -> None:
-        # Only conditions read the delta graphs. Staging them when no hook is registered would
+        selection = self.planner.select(tx.snapshot.plan, [*tx.additions, *tx.removals])
+        tx.selection = selection
+        pre, post = selection.hooks("pre"), selection.hooks("post")
+        views = Views(self._context(tx), [*pre, *post])
+        # Only conditions read the delta graphs. Staging them when no hook is evaluated would
         # cost a bulk load twice, and pyoxigraph's in-memory store keeps removed quads as dead
         # index entries that every later scan of those graphs walks through.
-        hooked = bool(tx.snapshot.pre or tx.snapshot.post)
-        ctx = EvalContext(
+        staged = views.staged() if pre or post else []
+        try:
+            self.store.add_all(staged)
+            early = [self._judge(h, views) for h in [*pre, *post] if h.channel.view == "before"]
+            self.store.add_all(tx.additions)
+            self.store.remove_all(tx.removals)
+            self._pre_hooks(tx, views, pre, early)
+            if tx.status == "committed":
+                self._post_conditions(tx, views, post, early)
+        except BaseException:
+            self._revert(tx, staged)
+            raise
+        self._learn(tx)
+        if tx.status != "committed":
+            self._revert(tx, staged)
+            return
+        self._commit(tx, staged)
+
+    def _context(self, tx: _Tx) -> EvalContext:
+        return EvalContext(
             self.store,
             tx.additions,
             tx.removals,
@@ -262,29 +295,19 @@ class TransactionManager:
             now=self.clock(),
             history=tuple(self.history),
         )
-        staged = ctx.staged_quads() if hooked else []
-        try:
-            self.store.add_all([*tx.additions, *staged])
-            self.store.remove_all(tx.removals)
-            self._pre_hooks(tx, ctx)
-            if tx.status == "committed":
-                tx.fired_post = self._post_conditions(tx, ctx)
-        except BaseException:
-            self._revert(tx, staged)
-            raise
-        if tx.status != "committed":
-            self._revert(tx, staged)
-            return
-        self._commit(tx, staged)
 
-    def _pre_hooks(self, tx: _Tx, ctx: EvalContext) -> None:
+    def _judge(self, hook: Hook, views: Views) -> Outcome:
+        return judge(hook, views.context(hook), plain_evaluate, self._lock.lend)
+
+    def _pre_hooks(self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome]) -> None:
         t = time.perf_counter()
-        for hook in tx.snapshot.pre:
-            verdict, _ = _evaluate(hook, ctx)
-            tx.verdicts.append(verdict)
+        done = {o.hook.name: o for o in early}
+        for hook in hooks:
+            outcome = done.get(hook.name) or self._judge(hook, views)
+            tx.verdicts.append(outcome.verdict)
         tx.timings["pre_hooks"] = _ms(time.perf_counter() - t)
         kinds = {v.verdict for v in tx.verdicts}
-        if "veto" in kinds:
+        if kinds & {"veto", "cancelled"}:
             tx.status = "vetoed"
         elif self.strict and kinds & {"error", "timeout"}:
             bad = next(v for v in tx.verdicts if v.verdict in ("error", "timeout"))
@@ -295,15 +318,24 @@ class TransactionManager:
             took = tx.elapsed_ms()
             tx.error = f"transaction took {took:.1f} ms before commit; limit {tx.budget_ms} ms"
 
-    def _post_conditions(self, tx: _Tx, ctx: EvalContext) -> list[tuple[Hook, ConditionResult]]:
-        fired = []
-        for hook in tx.snapshot.post:
-            verdict, result = _evaluate(hook, ctx)
-            if result is not None and result.fired and verdict.verdict == "pass":
-                fired.append((hook, result))
+    def _post_conditions(
+        self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome]
+    ) -> None:
+        done = {o.hook.name: o for o in early}
+        for hook in hooks:
+            outcome = done.get(hook.name) or self._judge(hook, views)
+            fired = outcome.result is not None and outcome.result.fired
+            tx.post_verdicts.append(outcome.verdict)
+            if (fired and outcome.verdict.verdict == "pass") or hook.after is not None:
+                tx.fired_post.append(outcome)
             else:
-                tx.verdicts.append(verdict)
-        return fired
+                tx.verdicts.append(outcome.verdict)
+
+    def _learn(self, tx: _Tx) -> None:
+        if tx.selection is None:
+            return
+        verdicts = {v.hook: v for v in [*tx.verdicts, *tx.post_verdicts]}
+        self.planner.learn(tx.selection, verdicts, committed=tx.status == "committed")
 
     def _revert(self, tx: _Tx, staged: list[ox.Quad]) -> None:
         try:
@@ -336,8 +368,7 @@ class TransactionManager:
         self.history.append(entry)
 
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
-        ctx = EvalContext(self.store, tx.additions, tx.removals)
-        effects = tuple(_run_effect(hook, result, ctx) for hook, result in tx.fired_post)
+        effects = tuple(finish(outcome, self._lock.lend).verdict for outcome in tx.fired_post)
         if self.journal is not None and receipt.seq is not None:
             try:
                 self.journal.after(receipt.seq, [asdict(v) for v in effects])
@@ -368,6 +399,7 @@ class TransactionManager:
             state_after=tx.state_after or tx.state_before,
             policy_digest=tx.snapshot.digest,
             hooks=tuple(tx.verdicts),
+            hooks_skipped=tx.selection.skipped if tx.selection is not None else 0,
             timings_ms=dict(tx.timings),
             error=tx.error,
         )
@@ -409,50 +441,3 @@ def _user_lines(store: Store) -> Any:
     for quad in store:
         if not _reserved(quad):
             yield quad_line(quad)
-
-
-def _evaluate(hook: Hook, ctx: EvalContext) -> tuple[HookVerdict, ConditionResult | None]:
-    t = time.perf_counter()
-    result: ConditionResult | None = None
-    try:
-        result = hook.when.evaluate(ctx)
-        verdict, reason = "pass", ""
-        if result.fired and hook.phase == "pre":
-            verdict, reason = _pre_decision(hook, result, ctx)
-    except Exception as exc:
-        logger.warning("Hook execution failed: %s: %s", hook.name, exc)
-        verdict, reason = "error", f"{type(exc).__name__}: {exc}"
-    return _finish(hook, verdict, result, reason, t), result
-
-
-def _pre_decision(hook: Hook, result: ConditionResult, ctx: EvalContext) -> tuple[Any, str]:
-    if hook.run is None:
-        message = hook.message or f"condition of hook {hook.name!r} fired"
-        return "veto", f"{message} ({result.detail})" if result.detail else message
-    outcome = hook.run(HookEvent(hook, result, ctx))
-    if isinstance(outcome, Veto):
-        return "veto", outcome.reason
-    return "pass", ""
-
-
-def _run_effect(hook: Hook, result: ConditionResult, ctx: EvalContext) -> HookVerdict:
-    t = time.perf_counter()
-    assert hook.run is not None
-    try:
-        hook.run(HookEvent(hook, result, ctx))
-        verdict, reason = "ran", ""
-    except Exception as exc:
-        logger.warning("Hook execution failed: %s: %s", hook.name, exc)
-        verdict, reason = "error", f"{type(exc).__name__}: {exc}"
-    return _finish(hook, verdict, result, reason, t)
-
-
-def _finish(
-    hook: Hook, verdict: Any, result: ConditionResult | None, reason: str, t: float
-) -> HookVerdict:
-    duration = (time.perf_counter() - t) * 1000.0
-    if duration > hook.timeout_ms and verdict in ("pass", "ran"):
-        # A veto or an error found late still stands; only a clean result is overturned.
-        verdict, reason = "timeout", f"took {duration:.1f} ms; limit {hook.timeout_ms} ms"
-    fired = bool(result and result.fired)
-    return HookVerdict(hook.name, hook.phase, verdict, fired, round(duration, 4), reason)

@@ -26,6 +26,7 @@ import pyoxigraph as ox
 
 from kgc.errors import ConditionValueError, HookDefinitionError
 from kgc.hooks.conditions import ConditionResult, EvalContext, _check_query
+from kgc.hooks.footprint import Footprint, cached_sparql_footprint
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 NUMERIC_TYPES = frozenset(
@@ -111,8 +112,11 @@ class Count:
             {"kind": self.kind, "op": self.op, "value": self.value, "query": _query_sha(self.text)}
         )
 
+    def footprint(self) -> Footprint | None:
+        return cached_sparql_footprint(self.text)
+
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        rows = sum(1 for _ in ctx.store.query(ctx.bind(self.text)))
+        rows = sum(1 for _ in ctx.query(self.text))
         fired = OPS[self.op](rows, self.value)
         detail = f"{rows} rows {self.op} {_shown(self.value)}" if fired else ""
         return ConditionResult(fired, detail, rows)
@@ -160,9 +164,12 @@ class Threshold:
             }
         )
 
+    def footprint(self) -> Footprint | None:
+        return cached_sparql_footprint(self.text)
+
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         name = self.variable.lstrip("?$")
-        solutions = ctx.store.query(ctx.bind(self.text))
+        solutions = ctx.query(self.text)
         values = list(_numbers(name, (row[name] for row in solutions)))
         result = _aggregate(self.aggregate, values)
         if result is None:

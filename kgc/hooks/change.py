@@ -32,6 +32,7 @@ import pyoxigraph as ox
 from kgc.errors import ConditionValueError, HookDefinitionError
 from kgc.hooks.aggregate import numeric, params_digest
 from kgc.hooks.conditions import RDF_TYPE, ConditionResult, EvalContext
+from kgc.hooks.footprint import Footprint
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 CHANGES = ("any", "increase", "decrease", "modify")
@@ -85,6 +86,10 @@ class DeltaChange:
     @property
     def digest(self) -> str:
         return params_digest({"kind": self.kind, "params": self.text})
+
+    def footprint(self) -> Footprint:
+        """Only changes to ``predicates`` make keys; a type change alone never fires."""
+        return Footprint(frozenset(self.predicates))
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         found: list[str] = []

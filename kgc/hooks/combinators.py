@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from kgc.errors import HookDefinitionError
 from kgc.hooks.conditions import Condition, ConditionResult, EvalContext, _sha256
+from kgc.hooks.footprint import Footprint, footprint_of, union
 
 COMBINATORS = ("all", "any", "not", "at-least-k")
 
@@ -72,6 +73,9 @@ class Combinator:
     @property
     def digest(self) -> str:
         return _sha256(self.text)
+
+    def footprint(self) -> Footprint | None:
+        return union(footprint_of(c) for c in self.conditions)
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         fired: list[ConditionResult] = []

@@ -17,11 +17,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyoxigraph as ox
 
 from kgc.errors import HookDefinitionError
+from kgc.hooks.footprint import Footprint, cached_sparql_footprint
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX
 from kgc.store.base import Store
 
@@ -58,6 +59,22 @@ class EvalContext:
     actor: str = ""
     now: float = 0.0
     history: Sequence[HistoryEntry] = ()
+    graphs: tuple[ox.NamedNode | ox.DefaultGraph, ...] | None = None
+
+    def query(self, sparql: str) -> Any:
+        """Run ``sparql`` on this context's view, with the delta graphs bound to their copies.
+
+        With channel ``graphs``, the query's default graph is their union and only they (and the
+        delta graphs) can be named in ``GRAPH``; otherwise the store's own dataset is used.
+        """
+        if self.graphs is None:
+            return self.store.query(self.bind(sparql))
+        named = [g for g in self.graphs if isinstance(g, ox.NamedNode)]
+        return self.store.query(
+            self.bind(sparql),
+            default_graph=list(self.graphs),
+            named_graphs=[*named, self.additions_graph, self.removals_graph],
+        )
 
     @property
     def additions_graph(self) -> ox.NamedNode:
@@ -177,8 +194,11 @@ class SparqlAsk:
     def digest(self) -> str:
         return _sha256(self.text)
 
+    def footprint(self) -> Footprint | None:
+        return cached_sparql_footprint(self.text)
+
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        fired = bool(ctx.store.query(ctx.bind(self.text)))
+        fired = bool(ctx.query(self.text))
         return ConditionResult(fired, "ASK is true" if fired else "", int(fired))
 
 
@@ -197,8 +217,11 @@ class SparqlSelect:
     def digest(self) -> str:
         return _sha256(self.text)
 
+    def footprint(self) -> Footprint | None:
+        return cached_sparql_footprint(self.text)
+
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
-        solutions = ctx.store.query(ctx.bind(self.text))
+        solutions = ctx.query(self.text)
         names = [v.value for v in solutions.variables]
         rows = list(solutions)
         shown = [_row_text(names, row) for row in rows[:_DETAIL_ROWS]]

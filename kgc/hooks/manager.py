@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kgc.errors import DuplicateHook, HookError, UnknownHook
 from kgc.hooks.loader import hook_files, load_hook_file
 from kgc.hooks.model import Hook
+from kgc.hooks.planner import Plan
 
 DEFAULT_MAX_HOOKS = 10_000
 
@@ -24,6 +25,8 @@ class HookSnapshot:
     digest: str
     # Some condition reads the transaction history (a ``window``): commits must keep their delta.
     reads_history: bool = False
+    # The planner's index of these hooks (pre then post, in evaluation order).
+    plan: Plan = field(default_factory=lambda: Plan.build(()))
 
 
 class HookManager:
@@ -95,9 +98,12 @@ class HookManager:
 def _build_snapshot(hooks: Iterable[Hook]) -> HookSnapshot:
     ordered = sorted(hooks, key=lambda h: (-h.priority, h.name))
     digest = hashlib.sha256("\n".join(sorted(h.digest for h in ordered)).encode()).hexdigest()
+    pre = tuple(h for h in ordered if h.phase == "pre")
+    post = tuple(h for h in ordered if h.phase == "post")
     return HookSnapshot(
-        pre=tuple(h for h in ordered if h.phase == "pre"),
-        post=tuple(h for h in ordered if h.phase == "post"),
+        pre=pre,
+        post=post,
         digest=digest,
         reads_history=any(getattr(h.when, "reads_history", False) for h in ordered),
+        plan=Plan.build([*pre, *post]),
     )

@@ -1,0 +1,290 @@
+"""Footprints: which changes can alter a condition's result.
+
+A SPARQL query reads the graph only through its triple patterns (including those inside
+``OPTIONAL``, ``MINUS``, ``EXISTS`` and subqueries) and property paths. If no quad of a delta can
+match any of them, every pattern matches exactly what it matched before, so the query's result is
+the same as on the graph without the change. A ``Footprint`` over-approximates the patterns: the
+set of predicate IRIs they can match, and for ``rdf:type`` the classes they can match. A quad
+*touches* a footprint when its predicate is in it (and, for ``rdf:type``, its class is, unless the
+footprint admits any class).
+
+The analysis is syntactic and conservative: it reads the query's tokens, so it is cheap (tens of
+microseconds), and whatever it cannot bound gives ``None``, *unanalysable*, and the planner then
+always evaluates the condition. Unanalysable are: a variable or negated property set in predicate
+position, ``SERVICE``, ``BASE``, an empty ``GRAPH ?g {}`` (it reads which graphs exist), and
+``NOW``, ``RAND``, ``UUID``, ``STRUUID`` (the result can change with nothing changed). Every IRI
+written anywhere in the query counts as a possible predicate; that costs precision, never
+soundness. RDF collections ``( ... )`` add ``rdf:first`` and ``rdf:rest``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyoxigraph as ox
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDF_TYPE_IRI = RDF + "type"
+_COLLECTION = frozenset({RDF + "first", RDF + "rest"})
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+|\#[^\n]*)
+  | (?P<string>\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"|'''(?:[^'\\]|\\.|'(?!''))*'''
+               |"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+  | (?P<iri><[^<>"{}|^`\\\s]*>)
+  | (?P<var>[?$][A-Za-z0-9_\u00b7\u00c0-\uffff]+)
+  | (?P<bnode>_:[A-Za-z0-9_.\-\u00b7\u00c0-\uffff]*)
+  | (?P<lang>@[A-Za-z]+(?:-[A-Za-z0-9]+)*)
+  | (?P<pname>(?:[A-Za-z\u00c0-\uffff][A-Za-z0-9_.\-\u00b7\u00c0-\uffff]*)?:
+               (?:[A-Za-z0-9_:\u00b7\u00c0-\uffff%\\]|\.(?=[A-Za-z0-9_:%\\\-]))*)
+  | (?P<number>[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>\^\^|&&|\|\||!=|<=|>=|[{}()\[\].,;|/^*+?!=<>@-])
+    """,
+    re.VERBOSE,
+)
+_NONDETERMINISTIC = frozenset({"NOW", "RAND", "UUID", "STRUUID", "SERVICE", "BASE"})
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The predicates, and ``rdf:type`` classes, whose quads can change a condition's result.
+
+    ``rdf:type`` is in ``predicates`` only when any class can matter; otherwise the classes that
+    can matter are in ``classes``.
+    """
+
+    predicates: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()
+
+    def __or__(self, other: Footprint) -> Footprint:
+        return Footprint(self.predicates | other.predicates, self.classes | other.classes)
+
+    def touched_by(self, quad: ox.Quad) -> bool:
+        predicate = quad.predicate.value
+        if predicate in self.predicates:
+            return True
+        if predicate != RDF_TYPE_IRI:
+            return False
+        return isinstance(quad.object, ox.NamedNode) and quad.object.value in self.classes
+
+
+def union(footprints: Iterable[Footprint | None]) -> Footprint | None:
+    """The union of several footprints; unanalysable if any of them is."""
+    out = Footprint()
+    for fp in footprints:
+        if fp is None:
+            return None
+        out = out | fp
+    return out
+
+
+def footprint_of(condition: object) -> Footprint | None:
+    """A condition's footprint, or ``None`` when it has none (the planner always evaluates it)."""
+    method = getattr(condition, "footprint", None)
+    return method() if callable(method) else None
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+
+
+def sparql_footprint(text: str) -> Footprint | None:
+    """The footprint of a SPARQL query, or ``None`` when the query cannot be bounded."""
+    tokens = _tokens(text)
+    if tokens is None:
+        return None
+    prefixes = _prefixes(tokens)
+    return _Scanner(tokens, prefixes).run()
+
+
+def _tokens(text: str) -> list[_Tok] | None:
+    out: list[_Tok] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            return None  # something this reader does not know: do not guess
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            out.append(_Tok(kind, m.group()))
+        pos = m.end()
+    return out
+
+
+def _prefixes(tokens: list[_Tok]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for i, tok in enumerate(tokens[:-2]):
+        if tok.kind == "word" and tok.text.upper() == "PREFIX":
+            name, iri = tokens[i + 1], tokens[i + 2]
+            if name.kind == "pname" and iri.kind == "iri":
+                found[name.text.split(":", 1)[0]] = iri.text[1:-1]
+    return found
+
+
+class _Scanner:
+    """Walks the tokens once with a small state machine over triple positions.
+
+    Each open ``{ }`` or ``[ ]`` is a *frame* that expects a subject (``S``), a verb (``V``), an
+    object (``O``) or the end of an object (``E``); after a keyword (``FILTER``, ``OPTIONAL``,
+    ``BIND``, ``SELECT`` ...) it is in ``K`` and ignores terms until the keyword's group closes.
+    ``( )`` opens a ``coll`` (a collection), a ``path`` (a path group in a verb) or an ``expr``.
+    A variable or ``!`` where a verb is expected makes the query unanalysable.
+    """
+
+    def __init__(self, tokens: list[_Tok], prefixes: dict[str, str]) -> None:
+        self.tokens = tokens
+        self.prefixes = prefixes
+        self.predicates: set[str] = set()
+        self.classes: set[str] = set()
+        # Open groups: [kind, expect, expect-after-close]; kind is triples/coll/path/expr.
+        self.stack: list[list[str]] = []
+
+    def run(self) -> Footprint | None:
+        for i, tok in enumerate(self.tokens):
+            if not self._step(i, tok):
+                return None
+        return Footprint(frozenset(self.predicates), frozenset(self.classes))
+
+    # The frame that positions refer to, or None outside any group / inside an expression.
+    def _frame(self) -> list[str] | None:
+        if not self.stack or self.stack[-1][0] == "expr":
+            return None
+        return self.stack[-1]
+
+    def _step(self, i: int, tok: _Tok) -> bool:
+        if tok.kind == "punct":
+            return self._punct(tok)
+        if tok.kind == "word" and tok.text != "a" and tok.text.lower() not in ("true", "false"):
+            return self._keyword(i, tok)
+        if tok.kind in ("iri", "pname"):
+            iri = self._expand(tok)
+            if iri is None:
+                return False
+            if iri != RDF_TYPE_IRI:
+                self.predicates.add(iri)
+        frame = self._frame()
+        if frame is None:
+            return not (tok.kind in ("iri", "pname") and self._expand(tok) == RDF_TYPE_IRI) or (
+                self._any_class()
+            )
+        return self._term(i, tok, frame)
+
+    def _term(self, i: int, tok: _Tok, frame: list[str]) -> bool:
+        is_type = tok.text == "a" or (
+            tok.kind in ("iri", "pname") and self._expand(tok) == RDF_TYPE_IRI
+        )
+        state = frame[1]
+        if frame[0] == "path" or state == "V":
+            if tok.kind not in ("iri", "pname") and tok.text != "a":
+                return False  # a variable (or anything else) as a predicate
+            if is_type:
+                self._type_verb(i, narrow=frame[0] != "path" and state == "V")
+            frame[1] = "O" if frame[0] != "path" else frame[1]
+            return True
+        if is_type:
+            self._any_class()  # rdf:type as a subject or object: stay safe
+        frame[1] = {"S": "V", "O": "E", "E": "V", "K": "K"}[state]
+        return True
+
+    def _keyword(self, i: int, tok: _Tok) -> bool:
+        upper = tok.text.upper()
+        if upper in _NONDETERMINISTIC:
+            return False
+        if upper == "GRAPH" and self._empty_graph(i):
+            return False
+        frame = self._frame()
+        if frame is not None:
+            frame[1] = "K"
+        return True
+
+    def _punct(self, tok: _Tok) -> bool:
+        text, frame = tok.text, self._frame()
+        state = frame[1] if frame is not None else ""
+        if text in ("{", "["):
+            after = {"S": "V", "O": "E"}.get(state, "S") if text == "[" else "S"
+            self.stack.append(["triples", "V" if text == "[" else "S", after])
+        elif text == "(":
+            self._open_paren(frame, state)
+        elif text in ("}", "]", ")"):
+            closed = self.stack.pop() if self.stack else None
+            outer = self._frame()
+            if closed is not None and outer is not None:
+                outer[1] = closed[2]
+        elif frame is not None:
+            return self._separator(text, frame, state)
+        return True
+
+    def _open_paren(self, frame: list[str] | None, state: str) -> None:
+        if frame is None or state == "K":
+            self.stack.append(["expr", "", "S" if state == "K" else ""])
+        elif frame[0] == "path" or state == "V":
+            self.stack.append(["path", "V", "O" if frame[0] != "path" else frame[1]])
+        else:
+            self.predicates |= _COLLECTION
+            after = {"S": "V", "O": "E", "E": "V"}.get(state, state)
+            self.stack.append(["coll", "O", after])
+
+    def _separator(self, text: str, frame: list[str], state: str) -> bool:
+        if text == "!":
+            return state != "V" and frame[0] != "path"  # a negated property set
+        if text in ("/", "|") and (state == "O" or frame[0] == "path"):
+            frame[1] = "V" if frame[0] != "path" else frame[1]
+        elif text == "^" and (state == "V" or frame[0] == "path"):
+            pass
+        elif text == ",":
+            frame[1] = "O" if state in ("E", "O") else state
+        elif text == ";":
+            frame[1] = "V" if state != "K" else state
+        elif text == ".":
+            frame[1] = "S"
+        return True
+
+    def _any_class(self) -> bool:
+        self.predicates.add(RDF_TYPE_IRI)
+        return True
+
+    def _type_verb(self, i: int, *, narrow: bool) -> None:
+        """``rdf:type`` or ``a`` as a verb at ``i``: narrow to the classes named plainly."""
+        before = self.tokens[i - 1].text if i else ""
+        classes: list[str] = []
+        j = i + 1
+        while narrow and before not in ("/", "|", "^", "(") and j < len(self.tokens):
+            tok = self.tokens[j]
+            iri = self._expand(tok) if tok.kind in ("iri", "pname") else None
+            if iri is None:
+                break
+            classes.append(iri)
+            follow = self.tokens[j + 1].text if j + 1 < len(self.tokens) else ""
+            if follow == ",":
+                j += 2
+                continue
+            if follow in (".", ";", "}", "]"):
+                self.classes.update(classes)
+                return
+            break
+        self._any_class()  # a variable, a path or an expression: any class
+
+    def _empty_graph(self, i: int) -> bool:
+        rest = [t.text for t in self.tokens[i + 1 : i + 4]]
+        return len(rest) == 3 and rest[0].startswith(("?", "$")) and rest[1:] == ["{", "}"]
+
+    def _expand(self, tok: _Tok) -> str | None:
+        if tok.kind == "iri":
+            value = tok.text[1:-1]
+            return value if ":" in value else None  # a relative IRI depends on BASE
+        prefix, _, local = tok.text.partition(":")
+        if prefix not in self.prefixes:
+            return None
+        return self.prefixes[prefix] + re.sub(r"\\(.)", r"\1", local)
+
+
+cached_sparql_footprint = functools.lru_cache(maxsize=65_536)(sparql_footprint)
+
+__all__ = ["Footprint", "cached_sparql_footprint", "footprint_of", "sparql_footprint", "union"]
