@@ -19,6 +19,10 @@ from kgc.errors import (
     TransactionError,
 )
 from kgc.hooks import (
+    AfterEvent,
+    BeforeEvent,
+    Cancel,
+    Channel,
     ConditionRef,
     Hook,
     HookEvent,
@@ -39,6 +43,10 @@ from kgc.transaction import TransactionManager
 __version__ = "0.1.0"
 
 __all__ = [
+    "AfterEvent",
+    "BeforeEvent",
+    "Cancel",
+    "Channel",
     "ConditionHashMismatch",
     "ConditionRef",
     "ConfigError",

@@ -9,6 +9,10 @@ import pytest
 import kgc
 
 EXPECTED = [
+    "AfterEvent",
+    "BeforeEvent",
+    "Cancel",
+    "Channel",
     "ConditionHashMismatch",
     "ConditionRef",
     "ConfigError",

@@ -15,7 +15,16 @@ from kgc.hooks.conditions import (
 )
 from kgc.hooks.loader import load_hook_file
 from kgc.hooks.manager import HookManager, HookSnapshot
-from kgc.hooks.model import Hook, HookEvent, HookVerdict, Veto
+from kgc.hooks.model import (
+    AfterEvent,
+    BeforeEvent,
+    Cancel,
+    Channel,
+    Hook,
+    HookEvent,
+    HookVerdict,
+    Veto,
+)
 from kgc.hooks.refs import ConditionRef
 from kgc.hooks.shacl import Shacl
 from kgc.hooks.window import Window
@@ -23,6 +32,10 @@ from kgc.hooks.window import Window
 __all__ = [
     "ADDITIONS_GRAPH",
     "REMOVALS_GRAPH",
+    "AfterEvent",
+    "BeforeEvent",
+    "Cancel",
+    "Channel",
     "Combinator",
     "Condition",
     "ConditionRef",

@@ -7,6 +7,9 @@
     priority = 10                 # higher runs first
     timeout_ms = 2000
     message = "A point must belong to some equipment"
+    [channel]                     # optional: which graphs, which state (docs/hooks.md)
+    graphs = ["urn:example:site-a"]   # default: every graph; "default" = the default graph
+    view = "after"                # after (proposed state) | before | delta
     [when]
     kind = "sparql-ask"           # sparql-ask | sparql-select | shacl | count | threshold
                                   # | delta | window | all | any | not | at-least-k
@@ -29,10 +32,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kgc.errors import HookDefinitionError
-from kgc.hooks.model import Hook
+from kgc.hooks.model import Channel, Hook
 from kgc.hooks.when import WhenModel, build
 
 HOOK_SUFFIXES = (".hook.toml", ".hook.json")
+
+
+class _ChannelModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    graphs: list[str] = []
+    view: Literal["before", "after", "delta"] = "after"
 
 
 class _HookModel(BaseModel):
@@ -44,6 +53,7 @@ class _HookModel(BaseModel):
     message: str = ""
     description: str = ""
     when: WhenModel
+    channel: _ChannelModel | None = None
 
 
 def load_hook_file(path: str | Path) -> Hook:
@@ -62,7 +72,17 @@ def load_hook_file(path: str | Path) -> Hook:
         timeout_ms=model.timeout_ms,
         message=model.message,
         description=model.description,
+        channel=_channel(model.channel, file),
     )
+
+
+def _channel(model: _ChannelModel | None, file: Path) -> Channel:
+    if model is None:
+        return Channel()
+    try:
+        return Channel(tuple(model.graphs), model.view)
+    except HookDefinitionError as exc:
+        raise HookDefinitionError(f"{file}: {exc}") from None
 
 
 def hook_files(directory: str | Path) -> list[Path]:

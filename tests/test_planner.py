@@ -1,0 +1,273 @@
+"""The planner: footprints of queries, and planned evaluation equal to full evaluation.
+
+The property test replays random deltas over the Brick graphs in ``../shared/data/brick`` through
+two transaction managers with the same hooks, one planning (``plan=True``) and one evaluating
+every hook every time (``plan=False``), and requires the same verdicts, statuses, post-commit
+effects and state digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, SparqlAsk
+from kgc.hooks import Combinator, Count, DeltaChange, SparqlSelect, Threshold, Window
+from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_footprint
+from kgc.receipt import Receipt
+from kgc.transaction import TransactionManager
+
+BRICK = "https://brickschema.org/schema/Brick#"
+P = f"PREFIX brick: <{BRICK}>\nPREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>\n"
+ADD = "<urn:kgc:delta:additions>"
+NOTE = "urn:ex:note"
+TYPE = ox.NamedNode(RDF_TYPE_IRI)
+
+
+# Footprints ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "predicates", "classes"),
+    [
+        ("ASK { ?x brick:feeds ?y }", {BRICK + "feeds"}, set()),
+        ("ASK { ?x a brick:Room ; brick:hasPart ?y }", {BRICK + "hasPart"}, {BRICK + "Room"}),
+        ("ASK { ?x rdf:type brick:Room, brick:Floor }", set(), {BRICK + "Room", BRICK + "Floor"}),
+        ("ASK { ?x a ?c }", {RDF_TYPE_IRI}, set()),
+        ("ASK { ?x a/brick:hasPart* ?c }", {RDF_TYPE_IRI, BRICK + "hasPart"}, set()),
+        ("ASK { ?x ^a brick:Room }", {RDF_TYPE_IRI}, set()),
+        ("ASK { ?x brick:feeds ?y FILTER(!bound(?y)) }", {BRICK + "feeds"}, set()),
+        (
+            "SELECT ?a WHERE { { SELECT ?a ?b WHERE { ?a brick:feeds ?b } GROUP BY ?a ?b } }",
+            {BRICK + "feeds"},
+            set(),
+        ),
+        (
+            "ASK { ?x brick:hasPart [ brick:feeds ?z ] }",
+            {BRICK + "hasPart", BRICK + "feeds"},
+            set(),
+        ),
+    ],
+)
+def test_footprint_names_the_predicates_and_classes(
+    query: str, predicates: set[str], classes: set[str]
+) -> None:
+    fp = sparql_footprint(P + query)
+    assert fp is not None
+    assert predicates <= fp.predicates
+    assert fp.classes == classes
+    if not (predicates & {RDF_TYPE_IRI}):
+        assert RDF_TYPE_IRI not in fp.predicates
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "ASK { ?s ?p ?o }",
+        "ASK { FILTER(NOT EXISTS { ?x ?p ?o }) }",
+        "ASK { ?x !brick:feeds ?y }",
+        "ASK { ?x brick:hasPart/(brick:feeds|!brick:isPartOf) ?y }",
+        "ASK { BIND(1 AS ?z) ?s ?p ?o }",
+        "ASK { VALUES ?p { brick:feeds } ?s ?p ?o }",
+        "ASK { [] ?p ?o }",
+        "ASK { ?x brick:hasPart [ ?q ?o ] }",
+        "ASK { GRAPH ?g {} }",
+        "ASK { ?x brick:feeds ?y FILTER(?y > NOW()) }",
+        "ASK { SERVICE <http://example.org/sparql> { ?s brick:feeds ?o } }",
+        "BASE <http://example.org/> ASK { ?s <feeds> ?o }",
+        "ASK { ?x unknown:feeds ?y }",
+        "ASK { ?x brick:feeds ?y OPTIONAL { ?y brick:hasPart ?z } ?z ?q ?w }",
+    ],
+)
+def test_what_cannot_be_bounded_is_unanalysable(query: str) -> None:
+    assert sparql_footprint(P + query) is None
+
+
+# Planned versus full evaluation on Brick graphs -----------------------------------------------
+
+
+def _graph(shared: Path, name: str) -> list[ox.Quad]:
+    path = shared / "data" / "brick" / name
+    return list(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))  # type: ignore[arg-type]
+
+
+def _file_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _hooks(effects: list[str]) -> list[Hook]:
+    """Pre hooks of every analysable kind, unanalysable ones, and post hooks that count runs."""
+
+    def counter(name: str) -> Callable[[HookEvent], None]:
+        def run(event: HookEvent) -> None:
+            effects.append(name)
+
+        return run
+
+    sensor = BRICK + "Air_Temperature_Sensor"
+    feeds = SparqlAsk(P + f"ASK {{ GRAPH {ADD} {{ ?x brick:feeds ?x }} }}")
+    part_of = DeltaChange((BRICK + "isPartOf",), "any")
+    return [
+        Hook("no-self-feed", feeds, priority=5),
+        Hook(
+            "orphan-sensor",
+            SparqlAsk(
+                P + f"ASK {{ GRAPH {ADD} {{ ?p a <{sensor}> }} "
+                "FILTER NOT EXISTS { ?e brick:hasPoint ?p } }"
+            ),
+        ),
+        Hook("rooms-kept", Count(P + "SELECT ?r WHERE { ?r a brick:Room }", "<", 87)),
+        Hook(
+            "points-per-equipment",
+            Threshold(
+                P + "SELECT ?e (COUNT(?p) AS ?n) WHERE { ?e brick:hasPoint ?p } GROUP BY ?e",
+                "max",
+                "n",
+                ">",
+                40,
+            ),
+        ),
+        Hook("part-of-frozen", part_of),
+        Hook("any-of", Combinator("any", (feeds, part_of))),
+        Hook("self-loop-any", SparqlAsk(f"ASK {{ GRAPH {ADD} {{ ?s ?p ?s }} }}")),
+        Hook(
+            "site-b",
+            SparqlAsk(f"ASK {{ GRAPH {ADD} {{ ?s ?p ?o }} }}"),
+            channel=Channel(("urn:site:b",)),
+        ),
+        Hook(
+            "burst",
+            Window(P + "SELECT ?s WHERE { ?s a brick:Room }", 60, ">", 3, "sliding"),
+        ),
+        Hook(
+            "has-rooms",
+            SparqlAsk(P + "ASK { ?r a brick:Room }"),
+            phase="post",
+            run=counter("has-rooms"),
+        ),
+        Hook(
+            "room-added",
+            SparqlAsk(P + f"ASK {{ GRAPH {ADD} {{ ?r a brick:Room }} }}"),
+            phase="post",
+            run=counter("room-added"),
+        ),
+        Hook(
+            "noted",
+            SparqlSelect(f"SELECT ?x WHERE {{ ?x <{NOTE}> ?y }}"),
+            phase="post",
+            run=counter("noted"),
+        ),
+    ]
+
+
+def _manager(quads: list[ox.Quad], plan: bool, effects: list[str]) -> TransactionManager:
+    store = OxigraphStore()
+    store.add_all(quads)
+    hooks = HookManager()
+    for hook in _hooks(effects):
+        hooks.register(hook)
+    clock = iter(range(10**9))
+    return TransactionManager(store, hooks, plan=plan, clock=lambda: float(next(clock)))
+
+
+Op = tuple[str, int, int]
+OPS = st.tuples(
+    st.sampled_from(
+        ["remove", "retype", "point", "new-sensor", "self-feed", "drop-entity", "note", "site-b"]
+    ),
+    st.integers(0, 10**6),
+    st.integers(0, 10**6),
+)
+
+
+def _delta(quads: list[ox.Quad], ops: list[Op]) -> Delta:
+    subjects = sorted({q.subject for q in quads if isinstance(q.subject, ox.NamedNode)}, key=str)
+    classes = sorted({q.object for q in quads if q.predicate == TYPE}, key=str)
+    add: list[ox.Quad] = []
+    remove: list[ox.Quad] = []
+    for kind, a, b in ops:
+        s, o = subjects[a % len(subjects)], subjects[b % len(subjects)]
+        if kind == "remove":
+            remove.append(quads[a % len(quads)])
+        elif kind == "retype":
+            add.append(ox.Quad(s, TYPE, classes[b % len(classes)]))
+        elif kind == "point":
+            add.append(ox.Quad(s, ox.NamedNode(BRICK + "hasPoint"), o))
+        elif kind == "new-sensor":
+            node = ox.NamedNode(f"urn:new:sensor{a}")
+            add.append(ox.Quad(node, TYPE, ox.NamedNode(BRICK + "Air_Temperature_Sensor")))
+            if b % 2:
+                add.append(ox.Quad(s, ox.NamedNode(BRICK + "hasPoint"), node))
+        elif kind == "self-feed":
+            add.append(ox.Quad(s, ox.NamedNode(BRICK + "feeds"), s))
+        elif kind == "drop-entity":
+            remove.extend(q for q in quads if q.subject == s)
+        elif kind == "note":
+            add.append(ox.Quad(s, ox.NamedNode(NOTE), ox.Literal(f"note {b}")))
+        else:
+            add.append(ox.Quad(s, ox.NamedNode(NOTE), o, ox.NamedNode("urn:site:b")))
+    add = [q for q in dict.fromkeys(add) if q not in set(remove)]
+    return Delta(additions=add, removals=list(dict.fromkeys(remove)))
+
+
+def _same(planned: Receipt, full: Receipt) -> None:
+    assert (planned.status, planned.state_after) == (full.status, full.state_after)
+    by_hook = {v.hook: v for v in full.hooks}
+    for verdict in planned.hooks:
+        other = by_hook.pop(verdict.hook)
+        assert (verdict.verdict, verdict.fired) == (other.verdict, other.fired), verdict.hook
+    for skipped in by_hook.values():  # not evaluated by the planner: must have been quiet
+        assert (skipped.verdict, skipped.fired) == ("pass", False), skipped.hook
+    if full.committed:  # every hook was evaluated or skipped (a veto leaves post hooks out)
+        evaluated = len(planned.hooks) + len(planned.effects)
+        assert evaluated + planned.hooks_skipped == len(full.hooks) + len(full.effects)
+    assert [e.hook for e in planned.effects] == [e.hook for e in full.effects]
+
+
+@pytest.mark.parametrize("graph", ["rice_brick.ttl", "soda_brick.ttl"])
+@settings(
+    max_examples=12,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.lists(OPS, min_size=1, max_size=4), min_size=2, max_size=10))
+def test_planned_verdicts_equal_full_evaluation(
+    shared: Path, graph: str, transactions: list[list[Op]]
+) -> None:
+    quads = _graph(shared, graph)
+    planned_effects: list[str] = []
+    full_effects: list[str] = []
+    planned = _manager(quads, True, planned_effects)
+    full = _manager(quads, False, full_effects)
+    for ops in transactions:
+        delta = _delta(quads, ops)
+        _same(planned.apply(delta, "agent"), full.apply(delta, "agent"))
+    assert planned_effects == full_effects
+    assert planned.recompute_state_digest() == full.recompute_state_digest()
+
+
+def test_planner_skips_hooks_a_delta_cannot_affect(shared: Path) -> None:
+    quads = _graph(shared, "rice_brick.ttl")
+    effects: list[str] = []
+    manager = _manager(quads, True, effects)
+    note = Delta(additions=[ox.Quad(quads[0].subject, ox.NamedNode(NOTE), ox.Literal("a"))])
+    first = manager.apply(note, "agent")  # nothing known yet: every hook is evaluated
+    assert first.hooks_skipped == 0
+    a, b = sorted({q.subject for q in quads if isinstance(q.subject, ox.NamedNode)}, key=str)[:2]
+    second = manager.apply(Delta(additions=[ox.Quad(a, ox.NamedNode(BRICK + "feeds"), b)]), "agent")
+    assert second.committed
+    evaluated = {v.hook for v in second.hooks} | {e.hook for e in second.effects}
+    # feeds touches the feeds rules; window, variable-predicate and channel rules always run,
+    # and has-rooms/noted fire at rest; the room, point and part-of rules are skipped.
+    assert {"rooms-kept", "points-per-equipment", "part-of-frozen", "room-added"}.isdisjoint(
+        evaluated
+    )
+    assert {"no-self-feed", "any-of", "self-loop-any", "burst", "has-rooms"} <= evaluated
+    assert second.hooks_skipped == 5
