@@ -351,3 +351,23 @@ def test_unreachable_redis_never_raises_and_its_password_is_not_logged(
 
 def test_encoded_values_carry_the_format_version() -> None:
     assert encode(FIRED) == b'{"v":1,"fired":true,"detail":"1 row: ex:a","rows":1}'
+
+
+def test_a_refused_command_is_an_outage_not_a_foreign_value(
+    redis_server: RedisServer, l2_of: list[RedisL2], caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis_server.client() as client:
+        client.acl_setuser(
+            "kgc", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+set"]
+        )
+    l2 = new_l2(l2_of, f"redis://kgc:s3cret@127.0.0.1:{redis_server.port}/0")
+    cache = ConditionCache(10, l2=l2)
+
+    cache.put(DIGEST, "v", FIRED)  # allowed: SET
+    assert cache.get(DIGEST, "v") == FIRED  # from L1
+    cache.clear()
+    assert cache.get(DIGEST, "v") is None  # GET refused by the ACL
+
+    assert (l2.errors, l2.rejected) == (1, 0)
+    assert "unavailable (GET: " in caplog.text
+    assert "s3cret" not in caplog.text

@@ -225,11 +225,12 @@ class RedisL2:
             return None
         try:
             raw = self._client.get(self.key(condition_digest, version))
-        except self._redis.ResponseError:  # the key holds a list, a hash...: not ours
-            self._reject()
-            return None
         except (self._redis.RedisError, OSError) as exc:
-            self._failed("GET", exc)
+            if str(exc).startswith("WRONGTYPE"):  # the key holds a hash, a list...: not ours
+                self._reject()
+                self._recovered()
+            else:
+                self._failed("GET", exc)
             return None
         self._recovered()
         if raw is None:
