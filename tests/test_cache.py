@@ -168,6 +168,17 @@ def test_a_url_that_is_not_redis_is_refused_without_its_password() -> None:
     assert "s3cret" not in str(caught.value)
 
 
+def test_a_redis_url_without_the_redis_package_is_refused_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The dev environment has redis installed; a None entry makes `import redis` fail as if not.
+    for name in ("redis", "redis.backoff", "redis.retry"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+    with pytest.raises(ConfigError, match=r"pip install 'kgc-governance\[redis\]'"):
+        ConditionCache.from_settings(load_settings(redis_url="redis://127.0.0.1:1/0"))
+
+
 # What may be cached
 
 
