@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default="normalize",
         description="What to do with literals the store would rewrite (see docs/literals.md).",
     )
+    cache_size: int = Field(
+        default=10_000, ge=0, description="Condition results kept in process (0: no cache)."
+    )
+    enable_caching: bool = Field(default=True, description="Cache condition results.")
+    redis_url: str | None = Field(
+        default=None, description="Redis shared by processes as a second cache level (optional)."
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
