@@ -321,7 +321,9 @@ def setpoint_jump(world: World, rng: Random) -> Edit | None:
     point = _pick(rng, valued)
     if point is None:
         return None
-    current = float(str(_own(world.points[point], point, (VALUE,))[0].object.value))
+    value = _own(world.points[point], point, (VALUE,))[0].object
+    assert isinstance(value, ox.Literal)  # the stream writes values as literals
+    current = float(value.value)
     step = rng.uniform(6.0, 12.0) * rng.choice((1, -1))
     return _replace_value(world, point, decimal(current + step), f"a jump of {step:+.1f}")
 

@@ -56,6 +56,7 @@ class PolicyRegistry:
         self._loaded: dict[tuple[str, str], PolicyPack] = {}
         self._active: dict[str, PolicyPack] = {}
         self._history: list[tuple[PackRef, ...]] = []
+        self._fresh: list[tuple[str, str]] = []  # installed by the activation in progress
 
     # Reading --------------------------------------------------------------------------------
 
@@ -99,11 +100,16 @@ class PolicyRegistry:
         already active replaces that version: this is how a pack is upgraded (or downgraded).
         """
         with self._lock:
-            new = dict(self._active)
-            for spec in specs:
-                pack = self._resolve(spec)
-                new[pack.name] = pack
-            return self._change(new)
+            self._fresh = []
+            try:
+                new = dict(self._active)
+                for spec in specs:
+                    pack = self._resolve(spec)
+                    new[pack.name] = pack
+                return self._change(new)
+            except BaseException:
+                self._uninstall(self._fresh)  # refused: leave nothing installed either
+                raise
 
     def deactivate(self, *names: str) -> tuple[PackRef, ...]:
         """Take the named packs out of force, in one swap; refused while others depend on them."""
@@ -213,7 +219,14 @@ class PolicyRegistry:
         if self.root is not None:
             pack = self._load(self._copy_in(pack))
         self._loaded[key] = pack
+        self._fresh.append(key)
         return pack
+
+    def _uninstall(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
+            pack = self._loaded.pop(key)
+            if self.root is not None:
+                shutil.rmtree(pack.root, ignore_errors=True)
 
     def _copy_in(self, pack: PolicyPack) -> Path:
         target = self._pack_dir(pack.name, pack.manifest.version)
@@ -260,13 +273,8 @@ class PolicyRegistry:
 
 def check_set(packs: dict[str, PolicyPack]) -> None:
     """Refuse a set of packs in which a compatibility or dependency range does not hold."""
-    import kgc
-
-    running = Version.parse(kgc.__version__)
     for pack in packs.values():
-        wanted = pack.manifest.compatibility.get("kgc")
-        if wanted is not None and not VersionRange.parse(wanted).contains(running):
-            raise PackDependencyError(f"{pack} needs kgc {wanted}; this is kgc {running}")
+        check_compatibility(pack)
         for dep, text in sorted(pack.manifest.dependencies.items()):
             other = packs.get(dep)
             if other is None:
@@ -276,3 +284,13 @@ def check_set(packs: dict[str, PolicyPack]) -> None:
                 )
             if not VersionRange.parse(text).contains(other.version):
                 raise PackDependencyError(f"{pack} depends on {dep} {text}, but {other} is active")
+
+
+def check_compatibility(pack: PolicyPack) -> None:
+    """Refuse a pack whose ``compatibility.kgc`` range does not accept the running kgc."""
+    import kgc
+
+    running = Version.parse(kgc.__version__)
+    wanted = pack.manifest.compatibility.get("kgc")
+    if wanted is not None and not VersionRange.parse(wanted).contains(running):
+        raise PackDependencyError(f"{pack} needs kgc {wanted}; this is kgc {running}")
