@@ -95,8 +95,8 @@ def _zip_members(archive: Path, stack: ExitStack) -> Iterator[tuple[str, int, Op
         raise PolicyPackError(f"{archive}: not a readable .zip archive ({exc})") from exc
     seen: set[str] = set()
     for info in _limited(archive, infos):
-        mode = info.external_attr >> 16
-        if mode and not (_is_regular(mode) or info.is_dir()):
+        kind = (info.external_attr >> 16) & 0o170000  # Unix file type; 0 when not recorded
+        if kind and not (kind == 0o100000 or info.is_dir()):
             raise PackIntegrityError(
                 f"{archive}: {info.filename} is a link or special file; packs hold regular files"
             )
@@ -108,10 +108,6 @@ def _zip_members(archive: Path, stack: ExitStack) -> Iterator[tuple[str, int, Op
 
 def _zip_opener(zipped: zipfile.ZipFile, info: zipfile.ZipInfo) -> Opener:
     return lambda: zipped.open(info)
-
-
-def _is_regular(mode: int) -> bool:
-    return (mode & 0o170000) == 0o100000
 
 
 def _limited(archive: Path, members: list[_T]) -> list[_T]:
