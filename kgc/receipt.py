@@ -60,6 +60,7 @@ class Receipt:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["literal_rewrites"] = [{"written": w, "stored": s} for w, s in self.literal_rewrites]
+        data["policy_packs"] = [dict(vars(p)) for p in self.policy_packs]
         return data
 
     def body(self) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from kgc import Delta
 ASK = "ASK {{ GRAPH <urn:kgc:delta:additions> {{ ?s <urn:ex:forbidden-{name}> ?o }} }}\n"
 
 
-def forbidden(name: str) -> Delta:
-    """A delta that the hook ``name`` written by ``make_pack`` vetoes."""
-    return Delta.from_text(f"<urn:ex:s> <urn:ex:forbidden-{name}> <urn:ex:o> .")
+def forbidden(name: str, tag: str = "") -> Delta:
+    """A delta that the hook ``name`` written by ``make_pack`` vetoes (``tag`` varies it)."""
+    return Delta.from_text(f"<urn:ex:s> <urn:ex:forbidden-{name}> <urn:ex:o{tag}> .")
 
 
 def sha256(data: bytes) -> str:
