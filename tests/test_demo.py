@@ -66,9 +66,7 @@ def brick_file(name: str) -> Path:
     return path
 
 
-def assert_governed_as_expected(
-    report: DemoReport, hooks: list[str] = EXERCISED_HOOKS
-) -> None:
+def assert_governed_as_expected(report: DemoReport, hooks: list[str] = EXERCISED_HOOKS) -> None:
     replay = report.replay
     assert replay.unexpected == []
     assert replay.failed == 0

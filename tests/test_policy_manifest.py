@@ -142,7 +142,7 @@ def test_toml_manifest_errors_name_the_toml_file(tmp_path: Path) -> None:
 def test_a_pack_with_two_manifests_is_refused(tmp_path: Path) -> None:
     pack = make_pack(tmp_path)
     (pack / "pack.toml").write_text("", "utf-8")
-    with pytest.raises(ManifestError, match="both pack.toml and pack.json"):
+    with pytest.raises(ManifestError, match=r"both pack\.toml and pack\.json"):
         load_pack(pack)
 
 
