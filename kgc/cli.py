@@ -6,6 +6,7 @@
     kgc lockchain verify|prove|check-proof ...   (see kgc.cli_lockchain)
     kgc lockchain rebuild DIR --store PATH        (see kgc.cli_backup)
     kgc backup create|verify|restore ...          (see kgc.cli_backup)
+    kgc policy list|validate|activate|deactivate|rollback|keygen|sign ...  (see kgc.cli_policy)
 
 Errors that the user can fix (a missing file, RDF that does not parse) print one line naming the
 file, line and column, and exit with status 1; usage errors exit with status 2.
@@ -17,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kgc import cli_backup, cli_lockchain
+from kgc import cli_backup, cli_lockchain, cli_policy
 from kgc.cli_args import whole_number
 from kgc.cli_progress import StatusLine
 from kgc.errors import KGCError, RDFSyntaxError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_lockchain.add_commands(commands)
     cli_backup.add_commands(commands)
+    cli_policy.add_commands(commands)
     return parser
 
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "backup":
             return cli_backup.run(args)
+        if args.command == "policy":
+            return cli_policy.run(args)
         return cli_lockchain.run(args) if args.command == "lockchain" else _demo(args)
     except RDFSyntaxError as exc:
         hint = " (--lenient accepts some invalid RDF)" if exc.line and not args.lenient else ""

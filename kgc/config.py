@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     anchor_batch_size: int = Field(
         default=100, gt=0, description="Receipts per git anchor commit (1: one per receipt)."
     )
+    policy_path: Path | None = Field(
+        default=None,
+        description="Directory of installed policy packs and their state; in memory if unset.",
+    )
+    policy_trusted_keys: Path | None = Field(
+        default=None,
+        description="File of Ed25519 public keys (hex, one a line) trusted to sign packs.",
+    )
+    policy_require_signatures: bool = Field(
+        default=False, description="Refuse policy packs that are not signed by a trusted key."
+    )
     literal_policy: Literal["normalize", "refuse"] = Field(
         default="normalize",
         description="What to do with literals the store would rewrite (see docs/literals.md).",

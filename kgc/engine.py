@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kgc.lockchain.checkpoint import Checkpoint
     from kgc.lockchain.journal import Journal
     from kgc.lockchain.signing import SigningKey
+    from kgc.policy import PolicyRegistry
 
 ProgressCallback = Callable[[int], None]
 _PROGRESS_EVERY = 10_000
@@ -54,6 +55,7 @@ class KnowledgeEngine:
         self.hooks = HookManager(max_hooks=settings.max_hooks)
         if settings.hooks_path is not None:
             self.hooks.load(settings.hooks_path)
+        self.policy = _policy(settings, self.hooks)
         self.journal, self.anchorer = _lockchain(settings, signing_key)
         self.transactions = TransactionManager(
             self.store,
@@ -153,6 +155,23 @@ class KnowledgeEngine:
 
     def __len__(self) -> int:
         return len(self.store)
+
+
+def _policy(settings: Settings, hooks: HookManager) -> PolicyRegistry:
+    """The policy pack registry; with ``policy_path``, its recorded active packs are in force."""
+    from kgc.policy import PolicyRegistry, TrustedKeys
+
+    trusted = None
+    if settings.policy_trusted_keys is not None:
+        trusted = TrustedKeys.from_files(settings.policy_trusted_keys)
+    registry = PolicyRegistry(
+        hooks,
+        settings.policy_path,
+        trusted=trusted,
+        require_signatures=settings.policy_require_signatures,
+    )
+    registry.restore()
+    return registry
 
 
 def _lockchain(

@@ -32,6 +32,11 @@
     │   ├── NotAnchored             a receipt or tree size asked for is not anchored yet
     │   ├── ChainBroken             verification found a fault (names the first bad seq)
     │   └── ProofInvalid            an inclusion or consistency proof that does not check
+    ├── PolicyPackError             a policy pack cannot be installed, activated or changed
+    │   ├── ManifestError           a malformed pack manifest (names the file and the field)
+    │   ├── PackIntegrityError      a file hash, an unlisted file or a path escaping the pack
+    │   ├── PackSignatureError      a wrong, missing (when required) or untrusted signature
+    │   └── PackDependencyError     a dependency, compatibility or dependant check refused it
     ├── BackupError                 a backup that cannot be made, read or restored (names it)
     │   ├── BackupCorrupt           an archive whose manifest or a member does not check
     │   └── RestoreRefused          a restore or rebuild target that is not empty (no --force)
@@ -215,6 +220,26 @@ class ChainBroken(LockchainError):
 
 class ProofInvalid(LockchainError):
     """An inclusion or consistency proof that does not check; the message says which step."""
+
+
+class PolicyPackError(KGCError):
+    """A policy pack cannot be installed, activated, deactivated or rolled back; nothing changed."""
+
+
+class ManifestError(PolicyPackError):
+    """A pack manifest that is malformed; the message names the file and the field path."""
+
+
+class PackIntegrityError(PolicyPackError):
+    """A pack whose files do not match its manifest, or whose paths or archive are unsafe."""
+
+
+class PackSignatureError(PolicyPackError):
+    """A pack signature that is wrong, from an untrusted key, or missing where one is required."""
+
+
+class PackDependencyError(PolicyPackError):
+    """A dependency or compatibility range is not met, or an active pack still depends on one."""
 
 
 class BackupError(KGCError):

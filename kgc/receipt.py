@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
+from kgc.hooks.manager import PackRef
 from kgc.hooks.model import HookVerdict
 from kgc.rdf.digest import DELTA_ALGORITHMS, STATE_ALGORITHM
 
@@ -51,6 +52,8 @@ class Receipt:
     signature: str | None = None
     # Post-commit effects run after the lock is released: recorded, never part of the chain.
     effects: tuple[HookVerdict, ...] = ()
+    # The policy packs in force (name, version, digest); sealed, omitted from the body when none.
+    policy_packs: tuple[PackRef, ...] = ()
 
     @property
     def vetoed_by(self) -> list[str]:
@@ -59,6 +62,7 @@ class Receipt:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["literal_rewrites"] = [{"written": w, "stored": s} for w, s in self.literal_rewrites]
+        data["policy_packs"] = [dict(vars(p)) for p in self.policy_packs]
         return data
 
     def body(self) -> dict[str, Any]:
@@ -76,6 +80,10 @@ class Receipt:
         }
         if self.key_id is None:
             del data["key_id"]
+        if self.policy_packs:
+            data["policy_packs"] = [dict(vars(p)) for p in self.policy_packs]
+        else:
+            del data["policy_packs"]
         return data
 
     def to_json(self, **kwargs: Any) -> str:

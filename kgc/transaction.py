@@ -398,6 +398,7 @@ class TransactionManager:
             # Not self._state_hex: another writer may have committed since this one unlocked.
             state_after=tx.state_after or tx.state_before,
             policy_digest=tx.snapshot.digest,
+            policy_packs=tx.snapshot.packs,
             hooks=tuple(tx.verdicts),
             hooks_skipped=tx.selection.skipped if tx.selection is not None else 0,
             timings_ms=dict(tx.timings),

@@ -25,8 +25,10 @@ from kgc.demo.vocab import (
     RDFS_LABEL,
     SENSOR_KINDS,
     UNITS,
+    VALUE,
     VAV,
     brick,
+    decimal,
     is_brick_class,
     is_sensor_class,
     unit,
@@ -285,27 +287,111 @@ def second_identifier(world: World, rng: Random) -> Edit | None:
     )
 
 
+# Readings (the data-quality pack) ---------------------------------------------------------------
+
+HUMIDITY_SENSOR = "Humidity_Sensor"
+TEMPERATURE_SETPOINT = "Zone_Air_Temperature_Setpoint"
+
+
+def reading(world: World, rng: Random) -> Edit | None:
+    """A plausible value (20-24) on a point with a unit, replacing its current value."""
+    return _set_value(world, rng, _with_unit(world), decimal(rng.uniform(20.0, 24.0)))
+
+
+def text_reading(world: World, rng: Random) -> Edit | None:
+    point = _pick(rng, _with_unit(world))
+    return _replace_value(world, point, ox.Literal(f"{rng.uniform(20.0, 24.0):.1f}"), "as text")
+
+
+def unitless_reading(world: World, rng: Random) -> Edit | None:
+    targets = [p for p, quads in world.points.items() if not _own(quads, p, UNITS)]
+    return _replace_value(world, _pick(rng, targets), decimal(1.0), "on a point with no unit")
+
+
+def humidity_out_of_range(world: World, rng: Random) -> Edit | None:
+    point = _pick(rng, _with_unit(world, HUMIDITY_SENSOR))
+    value = rng.choice((rng.uniform(100.5, 150.0), rng.uniform(-20.0, -0.5)))
+    return _replace_value(world, point, decimal(value), "out of 0-100 %")
+
+
+def setpoint_jump(world: World, rng: Random) -> Edit | None:
+    valued = [
+        p for p in _with_unit(world, TEMPERATURE_SETPOINT) if _own(world.points[p], p, (VALUE,))
+    ]
+    point = _pick(rng, valued)
+    if point is None:
+        return None
+    value = _own(world.points[point], point, (VALUE,))[0].object
+    assert isinstance(value, ox.Literal)  # the stream writes values as literals
+    current = float(value.value)
+    step = rng.uniform(6.0, 12.0) * rng.choice((1, -1))
+    return _replace_value(world, point, decimal(current + step), f"a jump of {step:+.1f}")
+
+
+def _with_unit(world: World, class_suffix: str = "") -> list[ox.NamedNode]:
+    """Tracked points that state a unit (and whose Brick class ends with ``class_suffix``)."""
+    return [
+        point
+        for point, quads in world.points.items()
+        if _own(quads, point, UNITS)
+        and any(str(getattr(t, "value", "")).endswith(class_suffix) for t in _types(quads, point))
+    ]
+
+
+def _replace_value(
+    world: World, point: ox.NamedNode | None, value: ox.Literal, why: str
+) -> Edit | None:
+    if point is None:
+        return None
+    old = _own(world.points[point], point, (VALUE,))
+    return Edit([triple(point, VALUE, value)], old, note=f"value {value} on {point.value}, {why}")
+
+
+def _set_value(
+    world: World, rng: Random, targets: list[ox.NamedNode], value: ox.Literal
+) -> Edit | None:
+    point = _pick(rng, targets)
+    if point is None:
+        return None
+    new = triple(point, VALUE, value)
+    old = [q for q in _own(world.points[point], point, (VALUE,)) if q != new]
+    return Edit(
+        [new],
+        old,
+        note=f"reading {value.value} on {point.value}",
+        on_commit=lambda: world.set_value(point, old, new),
+    )
+
+
 def _types(quads: set[Quad], subject: ox.NamedNode) -> list[object]:
     return [q.object for q in quads if q.subject == subject and q.predicate == RDF_TYPE]
 
 
 # kind -> (builder, hook that must veto it or None, weight)
+# Hook names are the packs' (``<pack>/<hook>``); other hooks may veto the same change too.
+GOVERNANCE = "building-governance/"
+QUALITY = "data-quality/"
 EDIT_KINDS: dict[str, tuple[Builder, str | None, int]] = {
     "new-equipment": (new_equipment, None, 5),
     "new-point": (new_point, None, 20),
     "name": (name_entity, None, 8),
     "rename": (rename, None, 12),
     "retire-point": (retire_point, None, 10),
-    "orphan-point": (orphan_point, "point-has-equipment", 4),
-    "unlink-point": (unlink_point, "point-has-equipment", 4),
-    "untyped-equipment": (untyped_equipment, "equipment-has-brick-type", 4),
-    "sensor-without-unit": (sensor_without_unit, "sensor-has-unit", 4),
-    "drop-unit": (drop_unit, "sensor-has-unit", 4),
-    "duplicate-identifier": (duplicate_identifier, "unique-identifier", 4),
-    "rename-to-taken": (rename_to_taken, "unique-identifier", 4),
-    "malformed-identifier": (malformed_identifier, "identifier-well-formed", 4),
-    "second-identifier": (second_identifier, "identifier-well-formed", 4),
-    "retire-type-only": (retire_type_only, "no-retire-while-referenced", 4),
-    "feeds-itself": (feeds_itself, "no-feeds-cycle", 4),
-    "feeds-back": (feeds_back, "no-feeds-cycle", 4),
+    "reading": (reading, None, 12),
+    "orphan-point": (orphan_point, GOVERNANCE + "point-has-equipment", 4),
+    "unlink-point": (unlink_point, GOVERNANCE + "point-has-equipment", 4),
+    "untyped-equipment": (untyped_equipment, GOVERNANCE + "equipment-has-brick-type", 4),
+    "sensor-without-unit": (sensor_without_unit, GOVERNANCE + "sensor-has-unit", 4),
+    "drop-unit": (drop_unit, GOVERNANCE + "sensor-has-unit", 4),
+    "duplicate-identifier": (duplicate_identifier, GOVERNANCE + "unique-identifier", 4),
+    "rename-to-taken": (rename_to_taken, GOVERNANCE + "unique-identifier", 4),
+    "malformed-identifier": (malformed_identifier, GOVERNANCE + "identifier-well-formed", 4),
+    "second-identifier": (second_identifier, GOVERNANCE + "identifier-well-formed", 4),
+    "retire-type-only": (retire_type_only, GOVERNANCE + "no-retire-while-referenced", 4),
+    "feeds-itself": (feeds_itself, GOVERNANCE + "no-feeds-cycle", 4),
+    "feeds-back": (feeds_back, GOVERNANCE + "no-feeds-cycle", 4),
+    "text-reading": (text_reading, QUALITY + "numeric-value-typed", 3),
+    "unitless-reading": (unitless_reading, QUALITY + "value-has-unit", 3),
+    "humidity-out-of-range": (humidity_out_of_range, QUALITY + "humidity-in-range", 3),
+    "setpoint-jump": (setpoint_jump, QUALITY + "setpoint-step", 3),
 }

@@ -24,6 +24,7 @@ def format_report(report: DemoReport) -> str:
         f"kgc demo: {report.source}",
         f"  triples loaded     {report.triples_loaded:,} in {report.load_seconds:.2f} s",
         f"  policy             {len(report.hooks)} hooks, digest {report.policy_digest}",
+        *(f"    pack {pack}" for pack in report.packs),
         f"  changes            {replay.transactions:,} (seed {report.seed})",
         f"  committed          {replay.committed:,}",
         f"  vetoed             {replay.vetoed:,}",

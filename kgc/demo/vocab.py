@@ -16,6 +16,8 @@ IS_POINT_OF = ox.NamedNode(BRICK + "isPointOf")
 HAS_UNIT = ox.NamedNode(BRICK + "hasUnit")
 FEEDS = ox.NamedNode(BRICK + "feeds")
 VAV = ox.NamedNode(BRICK + "VAV")
+VALUE = ox.NamedNode(BRICK + "value")
+XSD_DECIMAL = ox.NamedNode("http://www.w3.org/2001/XMLSchema#decimal")
 
 LINKS = (HAS_POINT, IS_POINT_OF)
 UNITS = (QUDT_HAS_UNIT, HAS_UNIT)
@@ -52,3 +54,8 @@ def is_brick_class(node: object) -> bool:
 
 def is_sensor_class(node: object) -> bool:
     return is_brick_class(node) and str(getattr(node, "value", "")).endswith("Sensor")
+
+
+def decimal(value: float) -> ox.Literal:
+    """``value`` as an ``xsd:decimal`` literal with one decimal place."""
+    return ox.Literal(f"{value:.1f}", datatype=XSD_DECIMAL)

@@ -91,6 +91,11 @@ class World:
         self._replace(entity, None, triple(entity, RDFS_LABEL, new))
         self._name(entity, new)
 
+    def set_value(self, point: ox.NamedNode, old: list[ox.Quad], new: ox.Quad) -> None:
+        for quad in old:
+            self._replace(point, quad, None)
+        self._replace(point, None, new)
+
     def _name(self, entity: ox.NamedNode, label: object) -> None:
         assert isinstance(label, ox.Literal)
         self.holders[label] = entity

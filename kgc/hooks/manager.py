@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,15 @@ DEFAULT_MAX_HOOKS = 10_000
 
 
 @dataclass(frozen=True)
+class PackRef:
+    """A policy pack in force: its name, version and digest (see ``kgc.policy``)."""
+
+    name: str
+    version: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class HookSnapshot:
     """The hooks in force for one transaction, in evaluation order, and their policy digest."""
 
@@ -25,6 +34,8 @@ class HookSnapshot:
     digest: str
     # Some condition reads the transaction history (a ``window``): commits must keep their delta.
     reads_history: bool = False
+    # The policy packs whose hooks are in force (swapped in whole by ``HookManager.swap``).
+    packs: tuple[PackRef, ...] = ()
     # The planner's index of these hooks (pre then post, in evaluation order).
     plan: Plan = field(default_factory=lambda: Plan.build(()))
 
@@ -34,6 +45,7 @@ class HookManager:
         self._lock = threading.Lock()
         self._hooks: dict[str, Hook] = {}
         self._snapshot: HookSnapshot | None = None
+        self._packs: tuple[PackRef, ...] = ()
         self.max_hooks = max_hooks
 
     def register(self, hook: Hook) -> Hook:
@@ -71,6 +83,29 @@ class HookManager:
             self._snapshot = None
             return self._hooks.pop(name)
 
+    def swap(
+        self, remove: Iterable[str], add: Sequence[Hook], packs: tuple[PackRef, ...]
+    ) -> HookSnapshot:
+        """Remove hooks, add hooks and set the packs in force as one step; return the snapshot.
+
+        Everything is checked before anything changes (unknown or duplicate names, the hook
+        limit); a transaction pins either the snapshot before the swap or the one after it.
+        """
+        with self._lock:
+            hooks = dict(self._hooks)
+            for name in remove:
+                if hooks.pop(name, None) is None:
+                    raise UnknownHook(f"no hook named {name!r} is registered")
+            for hook in add:
+                if hook.name in hooks:
+                    raise DuplicateHook(f"a hook named {hook.name!r} is already registered")
+                hooks[hook.name] = hook
+            if len(hooks) > self.max_hooks:
+                raise HookError(f"the swap would exceed the limit of {self.max_hooks} hooks")
+            self._hooks, self._packs = hooks, packs
+            self._snapshot = _build_snapshot(hooks.values(), packs)
+            return self._snapshot
+
     def get(self, name: str) -> Hook:
         try:
             return self._hooks[name]
@@ -91,13 +126,16 @@ class HookManager:
     def snapshot(self) -> HookSnapshot:
         with self._lock:
             if self._snapshot is None:
-                self._snapshot = _build_snapshot(self._hooks.values())
+                self._snapshot = _build_snapshot(self._hooks.values(), self._packs)
             return self._snapshot
 
 
-def _build_snapshot(hooks: Iterable[Hook]) -> HookSnapshot:
+def _build_snapshot(hooks: Iterable[Hook], packs: tuple[PackRef, ...] = ()) -> HookSnapshot:
     ordered = sorted(hooks, key=lambda h: (-h.priority, h.name))
-    digest = hashlib.sha256("\n".join(sorted(h.digest for h in ordered)).encode()).hexdigest()
+    lines = sorted(h.digest for h in ordered)
+    # Packs are named only when some are in force, so a pack-less digest is as it always was.
+    lines += sorted(f"pack {p.name} {p.version} {p.digest}" for p in packs)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     pre = tuple(h for h in ordered if h.phase == "pre")
     post = tuple(h for h in ordered if h.phase == "post")
     return HookSnapshot(
@@ -105,5 +143,6 @@ def _build_snapshot(hooks: Iterable[Hook]) -> HookSnapshot:
         post=post,
         digest=digest,
         reads_history=any(getattr(h.when, "reads_history", False) for h in ordered),
+        packs=packs,
         plan=Plan.build([*pre, *post]),
     )
