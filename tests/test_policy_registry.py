@@ -263,7 +263,9 @@ def test_transactions_see_one_whole_pack_set_during_upgrades_and_rollbacks(
         alpha = [p for p in receipt.policy_packs if p.name == "alpha"]
         kind = digests[alpha[0].digest] if alpha else ()
         seen.add(kind)
-        assert {v.hook for v in receipt.hooks} == sets[kind], receipt.policy_packs
+        # The planner may skip hooks it proves quiet; it counts them, within the same set.
+        assert {v.hook for v in receipt.hooks} <= sets[kind], receipt.policy_packs
+        assert len(receipt.hooks) + receipt.hooks_skipped == len(sets[kind])
         names = {p.name for p in receipt.policy_packs}
         assert names == {"alpha", "beta"} if kind == ("b",) else names <= {"alpha"}
     assert seen == set(sets), seen  # the switches did interleave with the writers
