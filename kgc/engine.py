@@ -11,6 +11,7 @@ import pyoxigraph as ox
 
 from kgc.config import Settings, load_settings
 from kgc.errors import LockchainError, NonCanonicalLiteral
+from kgc.hooks.cache import ConditionCache
 from kgc.hooks.manager import HookManager
 from kgc.rdf.canon import DEFAULT_BUDGET_S, CanonicalHash, canonical_hash
 from kgc.rdf.delta import Delta
@@ -63,6 +64,7 @@ class KnowledgeEngine:
             strict=settings.strict_mode,
             timeout_ms=settings.transaction_timeout_ms,
             journal=self.journal,
+            cache=ConditionCache.from_settings(settings),
         )
         if self.anchorer is not None:
             anchorer = self.anchorer

@@ -49,11 +49,12 @@ from kgc.errors import (
     RecoveryError,
     StoreError,
 )
-from kgc.hooks.conditions import EvalContext, HistoryEntry
+from kgc.hooks.cache import ConditionCache, cacheable
+from kgc.hooks.conditions import ConditionResult, EvalContext, HistoryEntry
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookVerdict
 from kgc.hooks.planner import Planner, Selection
-from kgc.hooks.runner import Outcome, finish, judge, plain_evaluate
+from kgc.hooks.runner import Evaluate, Outcome, finish, judge, plain_evaluate
 from kgc.hooks.views import Views
 from kgc.locks import ReadWriteLock
 from kgc.rdf.delta import Delta
@@ -98,6 +99,8 @@ class _Tx:
     fired_post: list[Outcome] = field(default_factory=list)
     post_verdicts: list[HookVerdict] = field(default_factory=list)
     selection: Selection | None = None
+    # The state digest the delta would produce, computed before governance when a cache needs it.
+    proposed: StateDigest | None = None
     timings: dict[str, float] = field(default_factory=dict)
     status: Status = "committed"
     error: str | None = None
@@ -130,11 +133,13 @@ class TransactionManager:
         clock: Callable[[], float] = time.time,
         history_size: int = HISTORY_SIZE,
         plan: bool = True,
+        cache: ConditionCache | None = None,
     ) -> None:
         """``clock`` times the history that ``window`` conditions read (seconds; injectable for
         tests); ``history_size`` bounds that history (0 keeps none). ``plan=False`` evaluates
         every hook on every transaction instead of skipping those the delta cannot affect
-        (``kgc.hooks.planner``); verdicts are the same, only slower."""
+        (``kgc.hooks.planner``); verdicts are the same, only slower. ``cache`` keeps condition
+        results by condition digest and graph version (``kgc.hooks.cache``)."""
         if history_size < 0:
             raise InputError(f"history_size must be >= 0, got {history_size}")
         self.store = store
@@ -151,6 +156,7 @@ class TransactionManager:
         self.history: deque[HistoryEntry] = deque(maxlen=history_size)
         self._commits = 0
         self.planner = Planner(enabled=plan)
+        self.cache = cache
         if journal is not None:
             _check_recovered(journal, self._state_hex)
 
@@ -260,8 +266,14 @@ class TransactionManager:
         tx.removals = [q for q in tx.delta.removals if q in store]
 
     def _govern_and_commit(self, tx: _Tx) -> None:
-        selection = self.planner.select(tx.snapshot.plan, [*tx.additions, *tx.removals])
+        selection = self.planner.select(
+            tx.snapshot.plan, [*tx.additions, *tx.removals], tx.state_before
+        )
         tx.selection = selection
+        if self.cache is not None and self.cache.enabled and selection.evaluate:
+            tx.proposed = self._state.copy()
+            tx.proposed.update(*tx.delta_lines())
+        evaluate = self._evaluator(tx)
         pre, post = selection.hooks("pre"), selection.hooks("post")
         views = Views(self._context(tx), [*pre, *post])
         # Only conditions read the delta graphs. Staging them when no hook is evaluated would
@@ -270,12 +282,14 @@ class TransactionManager:
         staged = views.staged() if pre or post else []
         try:
             self.store.add_all(staged)
-            early = [self._judge(h, views) for h in [*pre, *post] if h.channel.view == "before"]
+            early = [
+                self._judge(h, views, evaluate) for h in [*pre, *post] if h.channel.view == "before"
+            ]
             self.store.add_all(tx.additions)
             self.store.remove_all(tx.removals)
-            self._pre_hooks(tx, views, pre, early)
+            self._pre_hooks(tx, views, pre, early, evaluate)
             if tx.status == "committed":
-                self._post_conditions(tx, views, post, early)
+                self._post_conditions(tx, views, post, early, evaluate)
         except BaseException:
             self._revert(tx, staged)
             raise
@@ -296,14 +310,38 @@ class TransactionManager:
             history=tuple(self.history),
         )
 
-    def _judge(self, hook: Hook, views: Views) -> Outcome:
-        return judge(hook, views.context(hook), plain_evaluate, self._lock.lend)
+    def _judge(self, hook: Hook, views: Views, evaluate: Evaluate) -> Outcome:
+        return judge(hook, views.context(hook), evaluate, self._lock.lend)
 
-    def _pre_hooks(self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome]) -> None:
+    def _evaluator(self, tx: _Tx) -> Evaluate:
+        """Condition evaluation through the cache, keyed by condition, channel and graph version."""
+        cache, selection = self.cache, tx.selection
+        if cache is None or not cache.enabled or tx.proposed is None or selection is None:
+            return plain_evaluate
+        transition = f"{tx.state_before}>{tx.proposed.hexdigest()}"
+        planner = self.planner
+
+        def evaluate(hook: Hook, ctx: EvalContext) -> ConditionResult:
+            condition = hook.when
+            if not cacheable(condition):
+                return condition.evaluate(ctx)
+            key = f"{condition.digest}|{hook.channel.key}"
+            version = planner.version(selection, hook, transition)
+            result = cache.get(key, version)
+            if result is None:
+                result = condition.evaluate(ctx)
+                cache.put(key, version, result)
+            return result
+
+        return evaluate
+
+    def _pre_hooks(
+        self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome], evaluate: Evaluate
+    ) -> None:
         t = time.perf_counter()
         done = {o.hook.name: o for o in early}
         for hook in hooks:
-            outcome = done.get(hook.name) or self._judge(hook, views)
+            outcome = done.get(hook.name) or self._judge(hook, views, evaluate)
             tx.verdicts.append(outcome.verdict)
         tx.timings["pre_hooks"] = _ms(time.perf_counter() - t)
         kinds = {v.verdict for v in tx.verdicts}
@@ -319,11 +357,11 @@ class TransactionManager:
             tx.error = f"transaction took {took:.1f} ms before commit; limit {tx.budget_ms} ms"
 
     def _post_conditions(
-        self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome]
+        self, tx: _Tx, views: Views, hooks: list[Hook], early: list[Outcome], evaluate: Evaluate
     ) -> None:
         done = {o.hook.name: o for o in early}
         for hook in hooks:
-            outcome = done.get(hook.name) or self._judge(hook, views)
+            outcome = done.get(hook.name) or self._judge(hook, views, evaluate)
             fired = outcome.result is not None and outcome.result.fired
             tx.post_verdicts.append(outcome.verdict)
             if (fired and outcome.verdict.verdict == "pass") or hook.after is not None:
@@ -335,7 +373,9 @@ class TransactionManager:
         if tx.selection is None:
             return
         verdicts = {v.hook: v for v in [*tx.verdicts, *tx.post_verdicts]}
-        self.planner.learn(tx.selection, verdicts, committed=tx.status == "committed")
+        proposed = tx.proposed.hexdigest() if tx.proposed is not None else ""
+        committed = tx.status == "committed"
+        self.planner.learn(tx.selection, verdicts, committed=committed, state=proposed)
 
     def _revert(self, tx: _Tx, staged: list[ox.Quad]) -> None:
         try:
@@ -350,8 +390,11 @@ class TransactionManager:
     def _commit(self, tx: _Tx, staged: list[ox.Quad]) -> None:
         t = time.perf_counter()
         self.store.remove_all(staged)
-        added, removed = tx.delta_lines()
-        self._state.update(added=added, removed=removed)
+        if tx.proposed is not None:  # already updated, for the cache's version
+            self._state = tx.proposed
+        else:
+            added, removed = tx.delta_lines()
+            self._state.update(added=added, removed=removed)
         self._state_hex = self._state.hexdigest()
         tx.state_after = self._state_hex
         self._remember(tx)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, SparqlAsk
 from kgc.hooks import Combinator, Count, DeltaChange, SparqlSelect, Threshold, Window
+from kgc.hooks.cache import ConditionCache
 from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_footprint
 from kgc.receipt import Receipt
 from kgc.transaction import TransactionManager
@@ -166,14 +167,18 @@ def _hooks(effects: list[str]) -> list[Hook]:
     ]
 
 
-def _manager(quads: list[ox.Quad], plan: bool, effects: list[str]) -> TransactionManager:
+def _manager(
+    quads: list[ox.Quad], plan: bool, effects: list[str], cache: ConditionCache | None = None
+) -> TransactionManager:
     store = OxigraphStore()
     store.add_all(quads)
     hooks = HookManager()
     for hook in _hooks(effects):
         hooks.register(hook)
     clock = iter(range(10**9))
-    return TransactionManager(store, hooks, plan=plan, clock=lambda: float(next(clock)))
+    return TransactionManager(
+        store, hooks, plan=plan, clock=lambda: float(next(clock)), cache=cache
+    )
 
 
 Op = tuple[str, int, int]
@@ -244,7 +249,8 @@ def test_planned_verdicts_equal_full_evaluation(
     quads = _graph(shared, graph)
     planned_effects: list[str] = []
     full_effects: list[str] = []
-    planned = _manager(quads, True, planned_effects)
+    cache = ConditionCache(1000)
+    planned = _manager(quads, True, planned_effects, cache)  # planned and cached
     full = _manager(quads, False, full_effects)
     for ops in transactions:
         delta = _delta(quads, ops)
@@ -271,3 +277,25 @@ def test_planner_skips_hooks_a_delta_cannot_affect(shared: Path) -> None:
     )
     assert {"no-self-feed", "any-of", "self-loop-any", "burst", "has-rooms"} <= evaluated
     assert second.hooks_skipped == 5
+
+
+def test_cache_answers_conditions_whose_data_did_not_change(shared: Path) -> None:
+    quads = _graph(shared, "rice_brick.ttl")
+    effects: list[str] = []
+    cache = ConditionCache(1000)
+    manager = _manager(quads, True, effects, cache)
+    subjects = sorted({q.subject for q in quads if isinstance(q.subject, ox.NamedNode)}, key=str)
+    for i, subject in enumerate(subjects[:6]):
+        note = ox.Quad(subject, ox.NamedNode(NOTE), ox.Literal(f"n{i}"))
+        assert manager.apply(Delta(additions=[note]), "agent").committed
+    stats = cache.stats()
+    # has-rooms fires at rest, so the planner evaluates it on every commit; its data (rdf:type
+    # Room) never changed, so after the first time the cache answers it.
+    assert stats.l1_hits >= 5
+    assert effects.count("has-rooms") == 6
+    # A vetoed retry of the same delta reads the same versions: answered from the cache.
+    feed = Delta(additions=[ox.Quad(subjects[0], ox.NamedNode(BRICK + "feeds"), subjects[0])])
+    hits = cache.stats().l1_hits
+    assert manager.apply(feed, "agent").status == "vetoed"
+    assert manager.apply(feed, "agent").status == "vetoed"
+    assert cache.stats().l1_hits > hits

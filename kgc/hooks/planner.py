@@ -39,6 +39,7 @@ class Plan:
     by_class: dict[str, tuple[int, ...]]
     always: frozenset[int]
     by_key: dict[str, tuple[int, ...]]
+    index: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, hooks: Sequence[Hook]) -> Plan:
@@ -62,6 +63,7 @@ class Plan:
             {k: tuple(v) for k, v in by_class.items()},
             frozenset(always),
             {k: tuple(v) for k, v in by_key.items()},
+            {hook.name: i for i, hook in enumerate(hooks)},
         )
 
     def touched(self, quads: Iterable[ox.Quad]) -> set[int]:
@@ -104,10 +106,14 @@ class Planner:
     _quiet: set[str] = field(default_factory=set)
     _plan: Plan | None = None
     _pending: set[int] = field(default_factory=set)
+    # Per rest key: the state digest after the last commit that touched its footprint. The
+    # footprint's data has not changed since, so a resting result found now is the result on
+    # that state: a version any process can compute, for the condition cache.
+    _since: dict[str, str] = field(default_factory=dict)
 
-    def select(self, plan: Plan, quads: Iterable[ox.Quad]) -> Selection:
+    def select(self, plan: Plan, quads: Iterable[ox.Quad], state: str = "") -> Selection:
         if plan is not self._plan:
-            self._adopt(plan)
+            self._adopt(plan, state)
         if not self.enabled:
             everything = list(range(len(plan.hooks)))
             return Selection(plan, everything, set(everything), 0)
@@ -115,8 +121,22 @@ class Planner:
         chosen = sorted(touched | self._pending)
         return Selection(plan, chosen, touched, len(plan.hooks) - len(chosen))
 
+    def version(self, selection: Selection, hook: Hook, transition: str) -> str:
+        """The graph version ``hook``'s condition reads in this transaction, for the cache:
+        the transition (states before and after) when the delta can affect it, else the state
+        its footprint last changed in."""
+        i = selection.plan.index[hook.name]
+        if i in selection.touched or i in selection.plan.always or not self.enabled:
+            return transition
+        return f"rest@{self._since.get(hook.rest_key, transition)}"
+
     def learn(
-        self, selection: Selection, verdicts: dict[str, HookVerdict], *, committed: bool
+        self,
+        selection: Selection,
+        verdicts: dict[str, HookVerdict],
+        *,
+        committed: bool,
+        state: str = "",
     ) -> None:
         """Record what this transaction's evaluations say about the resting results.
 
@@ -137,12 +157,13 @@ class Planner:
         if committed:
             for i in selection.touched:
                 self._mark(plan, plan.hooks[i].rest_key, False)
+                self._since[plan.hooks[i].rest_key] = state
 
     def forget(self) -> None:
         """The store changed outside the pipeline: no resting result is known any more."""
         self._quiet.clear()
-        if self._plan is not None:
-            self._pending = set(range(len(self._plan.hooks)))
+        self._since.clear()
+        self._plan = None  # adopted again, at the then current state, by the next select
 
     def _mark(self, plan: Plan, key: str, quiet: bool) -> None:
         indices = [i for i in plan.by_key.get(key, ()) if i not in plan.always]
@@ -153,9 +174,10 @@ class Planner:
             self._quiet.discard(key)
             self._pending.update(indices)
 
-    def _adopt(self, plan: Plan) -> None:
+    def _adopt(self, plan: Plan, state: str) -> None:
         # Keys of hooks no longer registered would not be invalidated by later commits: drop them.
         self._quiet &= set(plan.by_key)
+        self._since = {k: self._since.get(k, state) for k in plan.by_key}
         self._pending = set(plan.always) | {
             i for i, hook in enumerate(plan.hooks) if hook.rest_key not in self._quiet
         }

@@ -82,7 +82,10 @@ class Shacl:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of the shapes; with ``scope="graph"``, of the shapes and the scope (the two
+        scopes answer different questions, so they never share a cached result)."""
+        text = self.text if self.scope == "delta" else f"{self.text}\n#kgc-scope: graph"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         from pyshacl import validate
