@@ -5,10 +5,12 @@
 
 Graph: the Gates Hillman Center Brick model (``../shared/data/brick/ghc_brick.ttl``, 55,733
 triples, read leniently: it holds IRIs with bad percent-encoding), copied under renamed instance
-namespaces (``.../ghc#``, then ``.../ghc-1#``, ...) until the size is reached. Each copy's entities
-(a subject with all its triples) are taken in a seeded random order, and the last copy is cut at the
-size, so a 10k graph is a random fifth of the building with whole descriptions. The text is
-generated in memory as N-Triples and bulk loaded into an in-memory pyoxigraph store.
+namespaces (``.../ghc#``, then ``.../ghc-1#``, ...) until the size is reached. Each copy's
+entities (a subject with all its triples) are taken VAV by VAV, in a seeded random order, each VAV
+followed by the nodes it links to or is linked from, and the last copy is cut at the size: a 10k
+graph holds some of the building's VAVs with their points, rooms and zones, as the whole building
+does (a random 10k slice held VAVs with a fifth of their points, and made 10k look cheaper). The
+text is generated in memory as N-Triples and bulk loaded into an in-memory pyoxigraph store.
 
 Incremental rows: a ``TransactionManager`` holds one pre-commit ``shacl`` hook with the shapes in
 ``benchmarks/shacl_scale_shapes.ttl`` (points, VAVs, labels). Each timed transaction touches one
@@ -63,6 +65,7 @@ LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")
 IS_POINT_OF = ox.NamedNode(BRICK + "isPointOf")
 HAS_POINT = ox.NamedNode(BRICK + "hasPoint")
 SENSOR = ox.NamedNode(BRICK + "Discharge_Air_Temperature_Sensor")
+VAV = ox.NamedNode(BRICK + "VAV")
 GROWTH = 2.0
 
 
@@ -70,14 +73,35 @@ GROWTH = 2.0
 
 
 def entities(source: Path, seed: int) -> list[str]:
-    """The model as N-Triples blocks, one per subject, in a seeded random order."""
-    blocks: dict[str, list[str]] = defaultdict(list)
+    """The model as N-Triples blocks, one per subject: VAV by VAV in a seeded random order, each
+    followed by the blocks of the nodes it links to or is linked from, then everything else.
+
+    A graph cut from the start of this order holds VAVs with complete neighbourhoods, like a whole
+    building does, so its transactions do the work they would at any size.
+    """
+    blocks: dict[ox.NamedNode | ox.BlankNode, list[str]] = defaultdict(list)
+    links: dict[object, set[ox.NamedNode | ox.BlankNode]] = defaultdict(set)
+    vav_nodes = set()
     for quad in ox.parse(path=str(source), format=ox.RdfFormat.TURTLE, lenient=True):
-        triple = ox.Triple(quad.subject, quad.predicate, quad.object)
-        blocks[str(quad.subject)].append(f"{triple} .\n")
-    ordered = ["".join(lines) for _, lines in sorted(blocks.items())]
-    random.Random(seed).shuffle(ordered)
-    return ordered
+        s, p, o = quad.subject, quad.predicate, quad.object
+        blocks[s].append(f"{ox.Triple(s, p, o)} .\n")
+        if p == A and o == VAV:
+            vav_nodes.add(s)
+        elif p != A and isinstance(o, ox.NamedNode | ox.BlankNode):
+            links[s].add(o)
+            links[o].add(s)
+    rng = random.Random(seed)
+    seeds = sorted(vav_nodes, key=str)
+    rest = sorted(set(blocks) - vav_nodes, key=str)
+    rng.shuffle(seeds)
+    rng.shuffle(rest)
+    emitted: dict[ox.NamedNode | ox.BlankNode, None] = {}
+    for node in seeds:
+        for member in (node, *sorted(links[node], key=str)):
+            if member in blocks:
+                emitted.setdefault(member)
+    emitted.update(dict.fromkeys(rest))
+    return ["".join(blocks[node]) for node in emitted]
 
 
 def graph_lines(blocks: Sequence[str], size: int) -> Iterator[str]:
@@ -108,19 +132,21 @@ def build_store(size: int, source: Path, seed: int) -> OxigraphStore:
 
 
 def vavs(store: OxigraphStore) -> list[ox.NamedNode]:
-    """VAVs that already have a point both ways, so taking the new point out again is valid."""
+    """VAVs whose every point is in the graph and names the VAV back: complete neighbourhoods
+    (the one at the cut may not be) on which taking the new point out again is valid."""
     default = ox.DefaultGraph()
-    found = store.quads_for_pattern(None, A, ox.NamedNode(BRICK + "VAV"), default)
+    found = store.quads_for_pattern(None, A, VAV, default)
     return sorted(
-        (
-            q.subject
-            for q in found
-            if isinstance(q.subject, ox.NamedNode)
-            and any(store.quads_for_pattern(q.subject, HAS_POINT, None, default))
-            and any(store.quads_for_pattern(None, IS_POINT_OF, q.subject, default))
-        ),
+        (q.subject for q in found if isinstance(q.subject, ox.NamedNode) and _complete(store, q)),
         key=str,
     )
+
+
+def _complete(store: OxigraphStore, typed: ox.Quad) -> bool:
+    vav, default = typed.subject, ox.DefaultGraph()
+    points = {q.object for q in store.quads_for_pattern(vav, HAS_POINT, None, default)}
+    owned = {q.subject for q in store.quads_for_pattern(None, IS_POINT_OF, vav, default)}
+    return bool(points) and points == owned
 
 
 def point_delta(vav: ox.NamedNode, tag: str, label: str) -> list[ox.Quad]:
