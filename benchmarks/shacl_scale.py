@@ -18,14 +18,14 @@ entity: it adds a point to a randomly chosen VAV (type, label, ``brick:isPointOf
 ``brick:hasPoint``); an untimed governed ``apply`` takes it out again, so the graph keeps its size.
 Before timing, a point with an empty label must be vetoed. ``p50 ms`` and ``p99 ms`` are the SHACL
 condition's own time as the receipt records it (``HookVerdict.duration_ms``); ``apply p50 ms`` is
-the whole governed call. With 200 transactions, one noisy neighbour on a 2-core machine moved the
-1M p99 from 1.0x to 2.0x of the 10k figure; 500 keep it steady.
+the whole governed call. p99 is noisy on a shared machine: on 2 cores busy with other tests, one
+run of 200 transactions put the 1M p99 at 2.02x the 10k figure, the next, of 500, at 1.02x.
 
 Full rows: ``Shacl(scope="graph")`` (the whole default graph, converted for pySHACL and validated)
 evaluated on the same graph, nothing staged: the median (``p50``) and slowest (``p99``) of
 ``--full-runs`` runs, or one run above ``--full-once-above`` triples, in a child process that is
-stopped after ``--full-timeout`` seconds.
-A run that did not finish is reported as such, with the bound, never as a figure.
+stopped after ``--full-timeout`` seconds. A run that did not finish is reported as such, with the
+bound, never as a figure.
 
 Every size runs in processes of its own, forked before any store exists. The machine is not
 isolated: the load average is printed at the start and end.
