@@ -545,6 +545,53 @@ ex:Male a sh:NodeShape ; sh:targetClass ex:Person ;
     assert bad.status == "vetoed"
 
 
+HIERARCHY = (
+    PREFIX
+    + """@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+ex:VAV rdfs:subClassOf ex:TerminalUnit . ex:TerminalUnit rdfs:subClassOf ex:Equipment .
+ex:ZoneTempSensor rdfs:subClassOf ex:Sensor . ex:Sensor rdfs:subClassOf ex:Point .
+"""
+)
+EQUIPMENT_SHAPES = """\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix ex: <urn:ex:> .
+ex:PointOwned a sh:NodeShape ; sh:targetClass ex:Point ;
+    sh:property [ sh:path [ sh:inversePath ex:hasPoint ] ; sh:minCount 1 ;
+                  sh:class ex:Equipment ] .
+ex:UnitServed a sh:NodeShape ; sh:targetClass ex:TerminalUnit ;
+    sh:property [ sh:path ex:hasPoint ; sh:minCount 1 ] .
+"""
+
+
+@pytest.mark.parametrize("scope", ["delta", "graph"])
+def test_shacl_follows_subclass_statements_in_the_data_graph(
+    engine: KnowledgeEngine, scope: Literal["delta", "graph"]
+) -> None:
+    # Regression (found by tests/test_shacl_incremental.py): SHACL's sh:targetClass and sh:class
+    # follow rdfs:subClassOf in the data graph. The delta scope left those statements out, so a
+    # sensor added without equipment passed, a sensor of a VAV was refused (a VAV was no
+    # Equipment), and a VAV that lost its last point was not judged as a terminal unit.
+    engine.apply(Delta.from_text(HIERARCHY, format="turtle"))
+    engine.apply(Delta.from_text(PREFIX + "ex:vav1 a ex:VAV .", format="turtle"))
+    engine.hooks.register(Hook("equipment", Shacl(EQUIPMENT_SHAPES, scope=scope)))
+
+    owned = engine.apply(
+        Delta.from_text(
+            PREFIX + "ex:s1 a ex:ZoneTempSensor . ex:vav1 ex:hasPoint ex:s1 .", format="turtle"
+        )
+    )
+    orphan = engine.apply(Delta.from_text(PREFIX + "ex:s2 a ex:ZoneTempSensor .", format="turtle"))
+    last_point = engine.apply(
+        Delta.from_text(removals=PREFIX + "ex:vav1 ex:hasPoint ex:s1 .", format="turtle")
+    )
+
+    assert owned.committed, owned.hooks
+    assert orphan.status == "vetoed"
+    assert "<urn:ex:s2>" in orphan.hooks[0].reason
+    assert last_point.status == "vetoed"
+    assert "<urn:ex:vav1>" in last_point.hooks[0].reason
+
+
 def test_shacl_counts_a_nested_node_shape_failure_once() -> None:
     # Regression (W3C SHACL core property/node-002): pySHACL attaches the nested shape's result as
     # an sh:detail, also typed sh:ValidationResult; only the report's own sh:result rows count.

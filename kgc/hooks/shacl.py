@@ -6,18 +6,24 @@
    the class named by an ``rdf:type`` statement (expanding it would read every instance of the
    class: ``owl:NamedIndividual`` alone has 9,633 in the Gates Hillman Center graph).
 2. The data graph holds each touched node's outgoing triples, its incoming triples when the node
-   can be a shape's target (a subject of a change; a node whose type a shape targets; a
-   ``sh:targetNode``; any node when shapes use ``sh:targetSubjectsOf``/``sh:targetObjectsOf``),
-   and the ``rdf:type`` of every neighbour.
+   can be a shape's target (a subject of a change; a node whose type, or a superclass of it, a
+   shape targets; a ``sh:targetNode``; any node when shapes use ``sh:targetSubjectsOf``/
+   ``sh:targetObjectsOf``), the ``rdf:type`` of every neighbour, and the ``rdfs:subClassOf``
+   statements above every type it holds: SHACL's ``sh:targetClass`` and ``sh:class`` follow them
+   in the data graph, so a Brick model loaded with its class hierarchy makes every
+   ``brick:VAV`` a ``brick:Equipment``.
 3. Only results about touched nodes count, so a neighbour that came in with its type alone is never
    judged on a partial description. (pySHACL's own ``focus_nodes`` option is not used: with it,
    nested shapes such as ``sh:not [ sh:pattern ... ]`` are mis-evaluated in pySHACL 0.40.1 and
    valid data is reported as violating.)
 
 That is exact for shapes whose paths stay within one hop of a focus node (direct and inverse
-properties, ``sh:class`` and ``sh:datatype`` on values, counts). Deeper paths and shapes about nodes
-the delta does not touch need ``scope="graph"``, which validates the whole default graph at O(graph)
-cost. No RDFS inference is applied.
+properties, ``sh:class`` and ``sh:datatype`` on values, counts, and value-local constraints such as
+``sh:in``, ``sh:pattern``, ``sh:hasValue`` and qualified value shapes that test a value's class);
+``tests/test_shacl_incremental.py`` checks it against full validation on random deltas to real
+Brick graphs. Deeper paths and shapes about nodes the delta does not touch need ``scope="graph"``,
+which validates the whole default graph at O(graph) cost. No RDFS inference is applied beyond the
+``rdfs:subClassOf`` walk SHACL itself defines.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ SH = "http://www.w3.org/ns/shacl#"
 _DEFAULT = ox.DefaultGraph()
 _DETAIL_ROWS = 5
 _XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+_SUBCLASS_OF = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#subClassOf")
 _CLASS_TYPES = {
     "http://www.w3.org/2000/01/rdf-schema#Class",
     "http://www.w3.org/2002/07/owl#Class",
@@ -146,16 +153,34 @@ def _neighbourhood(
         for quad in store.quads_for_pattern(None, None, node, _DEFAULT):
             out[quad] = None
             _add_types(store, quad.subject, out)
+    types = {q.object for q in out if q.predicate == RDF_TYPE}
+    out.update(dict.fromkeys(_superclass_quads(store, types)))
     return list(out)
 
 
 def _may_be_target(store: Store, node: Any, targets: _Targets) -> bool:
     if targets.by_property or (isinstance(node, ox.NamedNode) and node.value in targets.nodes):
         return True
-    types = store.quads_for_pattern(node, RDF_TYPE, None, _DEFAULT)
-    return any(
-        isinstance(q.object, ox.NamedNode) and q.object.value in targets.classes for q in types
-    )
+    types = {q.object for q in store.quads_for_pattern(node, RDF_TYPE, None, _DEFAULT)}
+    classes = types | {q.object for q in _superclass_quads(store, types)}
+    return any(isinstance(c, ox.NamedNode) and c.value in targets.classes for c in classes)
+
+
+def _superclass_quads(store: Store, classes: Iterable[Any]) -> list[ox.Quad]:
+    """The ``rdfs:subClassOf`` statements on the way up from ``classes`` (cycles are allowed)."""
+    seen: set[Any] = set()
+    todo = [c for c in classes if not isinstance(c, ox.Literal)]
+    found: list[ox.Quad] = []
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for quad in store.quads_for_pattern(cls, _SUBCLASS_OF, None, _DEFAULT):
+            found.append(quad)
+            if not isinstance(quad.object, ox.Literal):
+                todo.append(quad.object)
+    return found
 
 
 def _add_types(store: Store, node: Any, out: dict[ox.Quad, None]) -> None:
