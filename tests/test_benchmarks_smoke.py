@@ -37,3 +37,38 @@ def test_quick_benchmark_prints_the_table() -> None:
     assert [row for row in ROWS if not any(row in line for line in table)] == []
     assert len(table) == len(ROWS)
     assert "1 ASK hook, 10k: p50" in out and "1 ASK hook, 10k: p99" in out
+
+
+HOOKS_SCRIPT = SCRIPT.parent / "hooks.py"
+HOOK_COUNTS = ["1", "100", "1000", "10000"]
+
+
+def _figures(line: str) -> list[float]:
+    return [float(cell.replace(",", "")) for cell in line.split() if cell[:1].isdigit()]
+
+
+def test_quick_hook_benchmark_prints_its_tables() -> None:
+    args = ["--quick", "--no-shacl", "--iterations", "5", "--warmup", "1", "--quiet"]
+    done = subprocess.run(
+        [sys.executable, str(HOOKS_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for heading in ("hooks", "workload", "planner", "p50 ms", "p99 ms", "eval/tx", "skip/tx"):
+        assert heading in out
+    for line in ("load average at start", "load average at end", "hook mix", "targets:"):
+        assert line in out
+    rows = [line.split() for line in out.splitlines()]
+    timed = [r for r in rows if len(r) > 3 and r[0] in HOOK_COUNTS and r[1] in ("add", "set")]
+    for count in HOOK_COUNTS:
+        assert any(r[0] == count and r[3] == "on" for r in timed), count
+    for row in timed:
+        assert len(_figures(" ".join(row[4:]))) >= 5, row
+    assert "1,000 hooks, add point: p99" in out and "1,000 hooks, set value: p99" in out
+    per_minute = next(line for line in out.splitlines() if line.startswith("evaluations per"))
+    assert _figures(per_minute.split(":", 1)[1])[0] > 0
+    assert "SHACL rows: left out (--no-shacl)" in out
