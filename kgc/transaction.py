@@ -267,7 +267,7 @@ class TransactionManager:
 
     def _govern_and_commit(self, tx: _Tx) -> None:
         selection = self.planner.select(
-            tx.snapshot.plan, [*tx.additions, *tx.removals], tx.state_before
+            tx.snapshot.plan, tx.additions, tx.removals, tx.state_before
         )
         tx.selection = selection
         if self.cache is not None and self.cache.enabled and selection.evaluate:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, SparqlAsk
 from kgc.hooks import Combinator, Count, DeltaChange, SparqlSelect, Threshold, Window
 from kgc.hooks.cache import ConditionCache
-from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_footprint
+from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_anchor, sparql_footprint
 from kgc.receipt import Receipt
 from kgc.transaction import TransactionManager
 
@@ -88,6 +88,38 @@ def test_footprint_names_the_predicates_and_classes(
 )
 def test_what_cannot_be_bounded_is_unanalysable(query: str) -> None:
     assert sparql_footprint(P + query) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "anchor"),
+    [
+        (
+            f"ASK {{ GRAPH {ADD} {{ ?p a brick:Room }} "
+            "FILTER NOT EXISTS { ?p brick:isPartOf ?f } }",
+            {("add", RDF_TYPE_IRI, BRICK + "Room")},
+        ),
+        (f"ASK {{ GRAPH {ADD} {{ ?x brick:feeds ?x }} }}", {("add", BRICK + "feeds", None)}),
+        (
+            "SELECT ?v WHERE { GRAPH <urn:kgc:delta:removals> "
+            "{ ?v brick:hasPoint ?p ; a brick:VAV } }",
+            {("rem", RDF_TYPE_IRI, BRICK + "VAV")},
+        ),
+        # Required only where a solution needs it: nothing under OPTIONAL, NOT EXISTS or UNION,
+        # no aggregate (COUNT over nothing is still a row), no path or variable as the verb.
+        (f"ASK {{ OPTIONAL {{ GRAPH {ADD} {{ ?x brick:feeds ?x }} }} }}", None),
+        (f"ASK {{ FILTER NOT EXISTS {{ GRAPH {ADD} {{ ?x brick:feeds ?y }} }} }}", None),
+        (
+            f"ASK {{ {{ GRAPH {ADD} {{ ?x brick:feeds ?y }} }} UNION {{ ?x brick:hasPart ?y }} }}",
+            None,
+        ),
+        (f"SELECT (COUNT(?x) AS ?n) WHERE {{ GRAPH {ADD} {{ ?x brick:feeds ?y }} }}", None),
+        (f"ASK {{ GRAPH {ADD} {{ ?x brick:feeds/brick:hasPart ?y }} }}", None),
+        ("ASK { ?x brick:feeds ?y }", None),
+    ],
+)
+def test_anchor_is_a_pattern_the_delta_must_hold(query: str, anchor: set[object] | None) -> None:
+    found = sparql_anchor(P + query)
+    assert (set(found) if found is not None else None) == anchor
 
 
 # Planned versus full evaluation on Brick graphs -----------------------------------------------
@@ -264,8 +296,14 @@ def test_planner_skips_hooks_a_delta_cannot_affect(shared: Path) -> None:
     effects: list[str] = []
     manager = _manager(quads, True, effects)
     note = Delta(additions=[ox.Quad(quads[0].subject, ox.NamedNode(NOTE), ox.Literal("a"))])
-    first = manager.apply(note, "agent")  # nothing known yet: every hook is evaluated
-    assert first.hooks_skipped == 0
+    first = manager.apply(note, "agent")
+    # Nothing is known of resting results yet, but anchored hooks (a required pattern over a
+    # delta graph, a delta condition) need none: the note matches no anchor.
+    skipped_first = {"no-self-feed", "orphan-sensor", "part-of-frozen", "any-of", "room-added"}
+    assert {v.hook for v in first.hooks} | {e.hook for e in first.effects} == {
+        h.name for h in _hooks([])
+    } - skipped_first
+    assert first.hooks_skipped == 5
     a, b = sorted({q.subject for q in quads if isinstance(q.subject, ox.NamedNode)}, key=str)[:2]
     second = manager.apply(Delta(additions=[ox.Quad(a, ox.NamedNode(BRICK + "feeds"), b)]), "agent")
     assert second.committed

@@ -32,7 +32,7 @@ import pyoxigraph as ox
 from kgc.errors import ConditionValueError, HookDefinitionError
 from kgc.hooks.aggregate import numeric, params_digest
 from kgc.hooks.conditions import RDF_TYPE, ConditionResult, EvalContext
-from kgc.hooks.footprint import Footprint
+from kgc.hooks.footprint import Anchor, Footprint
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
 CHANGES = ("any", "increase", "decrease", "modify")
@@ -90,6 +90,10 @@ class DeltaChange:
     def footprint(self) -> Footprint:
         """Only changes to ``predicates`` make keys; a type change alone never fires."""
         return Footprint(frozenset(self.predicates))
+
+    def anchor(self) -> Anchor:
+        """No key, no firing: a delta must change one of ``predicates``."""
+        return frozenset(("any", p, None) for p in self.predicates)
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         found: list[str] = []

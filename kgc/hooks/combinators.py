@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from kgc.errors import HookDefinitionError
 from kgc.hooks.conditions import Condition, ConditionResult, EvalContext, _sha256
-from kgc.hooks.footprint import Footprint, footprint_of, union
+from kgc.hooks.footprint import Anchor, Footprint, anchor_of, footprint_of, union
 
 COMBINATORS = ("all", "any", "not", "at-least-k")
 
@@ -76,6 +76,16 @@ class Combinator:
 
     def footprint(self) -> Footprint | None:
         return union(footprint_of(c) for c in self.conditions)
+
+    def anchor(self) -> Anchor | None:
+        """``all`` fires only if each child does: any child's anchor will do. ``any`` and
+        ``at-least-k`` fire only if some child does: all children need one. ``not`` has none."""
+        anchors = [anchor_of(c) for c in self.conditions]
+        if self.kind == "all":
+            return next((a for a in anchors if a is not None), None)
+        if self.kind == "not" or any(a is None for a in anchors):
+            return None
+        return frozenset().union(*(a for a in anchors if a is not None))
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         fired: list[ConditionResult] = []

@@ -22,7 +22,12 @@ from typing import Any, Protocol
 import pyoxigraph as ox
 
 from kgc.errors import HookDefinitionError
-from kgc.hooks.footprint import Footprint, cached_sparql_footprint
+from kgc.hooks.footprint import (
+    Anchor,
+    Footprint,
+    cached_sparql_anchor,
+    cached_sparql_footprint,
+)
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX
 from kgc.store.base import Store
 
@@ -197,6 +202,9 @@ class SparqlAsk:
     def footprint(self) -> Footprint | None:
         return cached_sparql_footprint(self.text)
 
+    def anchor(self) -> Anchor | None:
+        return cached_sparql_anchor(self.text)
+
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         fired = bool(ctx.query(self.text))
         return ConditionResult(fired, "ASK is true" if fired else "", int(fired))
@@ -219,6 +227,9 @@ class SparqlSelect:
 
     def footprint(self) -> Footprint | None:
         return cached_sparql_footprint(self.text)
+
+    def anchor(self) -> Anchor | None:
+        return cached_sparql_anchor(self.text)
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         solutions = ctx.query(self.text)

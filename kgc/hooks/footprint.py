@@ -285,6 +285,126 @@ class _Scanner:
         return self.prefixes[prefix] + re.sub(r"\\(.)", r"\1", local)
 
 
-cached_sparql_footprint = functools.lru_cache(maxsize=65_536)(sparql_footprint)
+# Anchors -------------------------------------------------------------------------------------
 
-__all__ = ["Footprint", "cached_sparql_footprint", "footprint_of", "sparql_footprint", "union"]
+Side = str  # "add", "rem" or "any": which side of the delta
+AnchorPattern = tuple[Side, str, str | None]  # (side, predicate, class for rdf:type or None)
+Anchor = frozenset[AnchorPattern]
+
+_DELTA_SIDES = {
+    "urn:kgc:delta:additions": "add",
+    "urn:kgc:delta:removals": "rem",
+}
+_AGGREGATES = frozenset({"COUNT", "SUM", "AVG", "MIN", "MAX", "SAMPLE", "GROUP_CONCAT", "HAVING"})
+
+
+def anchor_of(condition: object) -> Anchor | None:
+    """A condition's anchor, or ``None``: see ``sparql_anchor``."""
+    method = getattr(condition, "anchor", None)
+    return method() if callable(method) else None
+
+
+def matches(anchor: Anchor, quad: ox.Quad, side: Side) -> bool:
+    for want_side, predicate, klass in anchor:
+        if want_side not in (side, "any") or quad.predicate.value != predicate:
+            continue
+        if klass is None or (isinstance(quad.object, ox.NamedNode) and quad.object.value == klass):
+            return True
+    return False
+
+
+def sparql_anchor(text: str) -> Anchor | None:
+    """Patterns one of which the delta must hold for the query to find anything, or ``None``.
+
+    An ASK query, or a SELECT without aggregates, whose top-level group has a
+    ``GRAPH <urn:kgc:delta:additions> { ... }`` (or ``removals``) block outside ``OPTIONAL``
+    has no solution unless the delta holds a quad matching each plain triple pattern of that
+    block. One such pattern (an ``rdf:type`` with its class, if there is one) is the anchor: a
+    delta with no matching quad on that side leaves the condition quiet, whatever the graph
+    holds, so the planner need not evaluate it.
+    """
+    if sparql_footprint(text) is None:
+        return None
+    tokens = _tokens(text)
+    assert tokens is not None  # the footprint read them
+    words = [t.text.upper() for t in tokens if t.kind == "word"]
+    form = next((w for w in words if w in ("ASK", "SELECT", "CONSTRUCT", "DESCRIBE")), "")
+    if form not in ("ASK", "SELECT") or (form == "SELECT" and _AGGREGATES & set(words)):
+        return None
+    prefixes = _prefixes(tokens)
+    patterns: list[AnchorPattern] = []
+    depth = 0
+    for i, tok in enumerate(tokens):
+        if tok.text == "{":
+            depth += 1
+        elif tok.text == "}":
+            depth -= 1
+        elif depth == 1 and tok.kind == "word" and tok.text.upper() == "GRAPH":
+            side = _delta_side(tokens, i, prefixes)
+            if side:
+                patterns += _block_patterns(tokens, i + 3, side, prefixes)
+    if not patterns:
+        return None
+    best = next((p for p in patterns if p[2] is not None), patterns[0])
+    return frozenset({best})
+
+
+def _delta_side(tokens: list[_Tok], i: int, prefixes: dict[str, str]) -> Side:
+    if i + 2 >= len(tokens) or tokens[i + 2].text != "{":
+        return ""
+    if i and tokens[i - 1].kind == "word" and tokens[i - 1].text.upper() == "OPTIONAL":
+        return ""
+    name = tokens[i + 1]
+    return _DELTA_SIDES.get(name.text[1:-1], "") if name.kind == "iri" else ""
+
+
+def _block_patterns(
+    tokens: list[_Tok], start: int, side: Side, prefixes: dict[str, str]
+) -> list[AnchorPattern]:
+    """The plain triple patterns at the head of the block opening before ``start``."""
+    found: list[AnchorPattern] = []
+    position, verb = 0, ""
+    for tok in tokens[start:]:
+        if tok.kind == "punct" and tok.text in (".", ";", ","):
+            position = {".": 0, ";": 1, ",": 2}[tok.text]
+            continue
+        term = tok.kind in ("iri", "pname", "var", "bnode", "string", "number") or tok.text == "a"
+        verb_ok = tok.kind in ("iri", "pname") or tok.text == "a"
+        if not term or position == 3 or (position == 1 and not verb_ok):
+            break  # anything but a plain triple ends the head
+        if position == 1:
+            verb = RDF_TYPE_IRI if tok.text == "a" else _expand_with(tok, prefixes) or ""
+            if not verb:
+                break
+        elif position == 2:
+            klass = _expand_with(tok, prefixes) if verb == RDF_TYPE_IRI else None
+            found.append((side, verb, klass))
+        position += 1  # after an object (3) only '.', ';' or ',' may follow
+    return found
+
+
+def _expand_with(tok: _Tok, prefixes: dict[str, str]) -> str | None:
+    if tok.kind == "iri":
+        value = tok.text[1:-1]
+        return value if ":" in value else None
+    if tok.kind != "pname":
+        return None
+    prefix, _, local = tok.text.partition(":")
+    return prefixes[prefix] + re.sub(r"\\(.)", r"\1", local) if prefix in prefixes else None
+
+
+cached_sparql_footprint = functools.lru_cache(maxsize=65_536)(sparql_footprint)
+cached_sparql_anchor = functools.lru_cache(maxsize=65_536)(sparql_anchor)
+
+__all__ = [
+    "Anchor",
+    "Footprint",
+    "anchor_of",
+    "cached_sparql_anchor",
+    "cached_sparql_footprint",
+    "footprint_of",
+    "matches",
+    "sparql_anchor",
+    "sparql_footprint",
+    "union",
+]

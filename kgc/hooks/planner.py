@@ -21,12 +21,12 @@ skipped ones are not visited at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
-from kgc.hooks.footprint import RDF_TYPE_IRI, Footprint, footprint_of
+from kgc.hooks.footprint import RDF_TYPE_IRI, Anchor, Footprint, anchor_of, footprint_of, matches
 from kgc.hooks.model import Hook, HookVerdict
 
 
@@ -40,6 +40,10 @@ class Plan:
     always: frozenset[int]
     by_key: dict[str, tuple[int, ...]]
     index: dict[str, int] = field(default_factory=dict)
+    # Anchored hooks (``kgc.hooks.footprint.sparql_anchor``): evaluated only when the delta holds
+    # a quad matching their anchor, and otherwise quiet whatever the graph holds.
+    anchored: dict[str, tuple[tuple[int, Anchor], ...]] = field(default_factory=dict)
+    anchored_ids: frozenset[int] = frozenset()
 
     @classmethod
     def build(cls, hooks: Sequence[Hook]) -> Plan:
@@ -47,11 +51,17 @@ class Plan:
         by_class: dict[str, list[int]] = {}
         always: set[int] = set()
         by_key: dict[str, list[int]] = {}
+        anchored: dict[str, list[tuple[int, Anchor]]] = {}
         for i, hook in enumerate(hooks):
             by_key.setdefault(hook.rest_key, []).append(i)
             fp = _footprint(hook)
             if fp is None:
                 always.add(i)
+                continue
+            anchor = anchor_of(hook.when)
+            if anchor is not None:
+                for predicate in {p for _, p, _ in anchor}:
+                    anchored.setdefault(predicate, []).append((i, anchor))
                 continue
             for predicate in fp.predicates:
                 by_predicate.setdefault(predicate, []).append(i)
@@ -64,12 +74,20 @@ class Plan:
             frozenset(always),
             {k: tuple(v) for k, v in by_key.items()},
             {hook.name: i for i, hook in enumerate(hooks)},
+            {k: tuple(v) for k, v in anchored.items()},
+            frozenset(i for pairs in anchored.values() for i, _ in pairs),
         )
 
-    def touched(self, quads: Iterable[ox.Quad]) -> set[int]:
-        """The analysable hooks whose footprint, within their channel, some quad touches."""
+    def touched(self, additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> set[int]:
+        """The hooks whose footprint or anchor, within their channel, some quad touches."""
         found: set[int] = set()
-        for quad in quads:
+        for side, quads in (("add", additions), ("rem", removals)):
+            for quad in quads:
+                for i, anchor in self.anchored.get(quad.predicate.value, ()):
+                    hit = i not in found and matches(anchor, quad, side)
+                    if hit and self.hooks[i].channel.admits(quad):
+                        found.add(i)
+        for quad in (*additions, *removals):
             candidates = self.by_predicate.get(quad.predicate.value, ())
             if quad.predicate.value == RDF_TYPE_IRI and isinstance(quad.object, ox.NamedNode):
                 candidates = (*candidates, *self.by_class.get(quad.object.value, ()))
@@ -111,13 +129,19 @@ class Planner:
     # that state: a version any process can compute, for the condition cache.
     _since: dict[str, str] = field(default_factory=dict)
 
-    def select(self, plan: Plan, quads: Iterable[ox.Quad], state: str = "") -> Selection:
+    def select(
+        self,
+        plan: Plan,
+        additions: Sequence[ox.Quad],
+        removals: Sequence[ox.Quad],
+        state: str = "",
+    ) -> Selection:
         if plan is not self._plan:
             self._adopt(plan, state)
         if not self.enabled:
             everything = list(range(len(plan.hooks)))
             return Selection(plan, everything, set(everything), 0)
-        touched = plan.touched(quads)
+        touched = plan.touched(additions, removals)
         chosen = sorted(touched | self._pending)
         return Selection(plan, chosen, touched, len(plan.hooks) - len(chosen))
 
@@ -146,7 +170,7 @@ class Planner:
             return
         plan = selection.plan
         for i in selection.evaluate:
-            if i in plan.always or i in selection.touched:
+            if i in plan.always or i in selection.touched or i in plan.anchored_ids:
                 continue
             hook = plan.hooks[i]
             verdict = verdicts.get(hook.name)
@@ -155,7 +179,7 @@ class Planner:
             quiet = verdict.verdict == "pass" and not verdict.fired
             self._mark(plan, hook.rest_key, quiet)
         if committed:
-            for i in selection.touched:
+            for i in selection.touched - plan.anchored_ids:
                 self._mark(plan, plan.hooks[i].rest_key, False)
                 self._since[plan.hooks[i].rest_key] = state
 
@@ -166,7 +190,8 @@ class Planner:
         self._plan = None  # adopted again, at the then current state, by the next select
 
     def _mark(self, plan: Plan, key: str, quiet: bool) -> None:
-        indices = [i for i in plan.by_key.get(key, ()) if i not in plan.always]
+        skip = plan.always | plan.anchored_ids
+        indices = [i for i in plan.by_key.get(key, ()) if i not in skip]
         if quiet:
             self._quiet.add(key)
             self._pending.difference_update(indices)
@@ -179,7 +204,9 @@ class Planner:
         self._quiet &= set(plan.by_key)
         self._since = {k: self._since.get(k, state) for k in plan.by_key}
         self._pending = set(plan.always) | {
-            i for i, hook in enumerate(plan.hooks) if hook.rest_key not in self._quiet
+            i
+            for i, hook in enumerate(plan.hooks)
+            if hook.rest_key not in self._quiet and i not in plan.anchored_ids
         }
         self._plan = plan
 
