@@ -153,12 +153,14 @@ def make_hooks(n: int) -> tuple[list[Hook], dict[str, int]]:
 
 
 def throughput_hooks(n: int) -> list[Hook]:
-    """Cheap ASKs over the added quads that every add-point transaction touches (rdfs:label)."""
+    """Cheap ASKs over the changed labels, which every add-point transaction and every undo
+    touch (a UNION of both delta graphs, so no anchor lets the planner skip the undo)."""
     return [
         Hook(
             f"label-length-{k}",
             SparqlAsk(
-                f"{PREFIXES}ASK {{ {ADDED} {{ ?s rdfs:label ?l }} FILTER(STRLEN(?l) > {500 + k}) }}"
+                f"{PREFIXES}ASK {{ {{ {ADDED} {{ ?s rdfs:label ?l }} }} UNION "
+                f"{{ {REMOVED} {{ ?s rdfs:label ?l }} }} FILTER(STRLEN(?l) > {500 + k}) }}"
             ),
         )
         for k in range(n)

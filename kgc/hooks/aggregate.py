@@ -16,6 +16,7 @@ values are undefined, and the condition does not fire.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import operator
@@ -106,7 +107,7 @@ class Count:
         check_op(self.op, self.source)
         _check_query(self.text, ox.QuerySolutions, "sparql-select", self.source)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return params_digest(
             {"kind": self.kind, "op": self.op, "value": self.value, "query": _query_sha(self.text)}
@@ -151,7 +152,7 @@ class Threshold:
                 f"selected by the query (it selects {', '.join(sorted(names)) or 'nothing'})"
             )
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return params_digest(
             {

@@ -23,6 +23,7 @@ The cost is O(|delta|): only touched keys are read.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -83,7 +84,7 @@ class DeltaChange:
         }
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return params_digest({"kind": self.kind, "params": self.text})
 

@@ -14,6 +14,7 @@ digests; its digest is the SHA-256 of that text, so it changes when any nested c
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -70,7 +71,7 @@ class Combinator:
         body = {"kind": self.kind, "k": self.k, "conditions": children}
         return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return _sha256(self.text)
 

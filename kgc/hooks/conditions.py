@@ -13,6 +13,7 @@ visible, as triples, in two reserved named graphs: ``<urn:kgc:delta:additions>``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -195,7 +196,7 @@ class SparqlAsk:
     def __post_init__(self) -> None:
         _check_query(self.text, ox.QueryBoolean, self.kind, self.source)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return _sha256(self.text)
 
@@ -221,7 +222,7 @@ class SparqlSelect:
     def __post_init__(self) -> None:
         _check_query(self.text, ox.QuerySolutions, self.kind, self.source)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return _sha256(self.text)
 

@@ -14,6 +14,7 @@ Each of ``before``, the condition, ``run`` and ``after`` is called at most once 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -165,7 +166,7 @@ class Hook:
                 f"hook {self.name!r}: a post-commit hook needs a 'run' callable"
             )
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """SHA-256 over the hook's definition and its condition's digest."""
         body = {
@@ -182,7 +183,7 @@ class Hook:
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
-    @property
+    @functools.cached_property
     def rest_key(self) -> str:
         """What the planner remembers a quiet result under: the condition and the channel."""
         return f"{self.when.digest}|{self.channel.key}"

@@ -28,6 +28,7 @@ which validates the whole default graph at O(graph) cost. No RDFS inference is a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class Shacl:
         object.__setattr__(self, "_shapes", _plain_strings(shapes))
         object.__setattr__(self, "_targets", _targets_of(shapes))
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         """SHA-256 of the shapes; with ``scope="graph"``, of the shapes and the scope (the two
         scopes answer different questions, so they never share a cached result)."""

@@ -27,6 +27,7 @@ no ``window`` hook was registered measure 0.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class Window:
             )
         _check_query(self.text, ox.QuerySolutions, "sparql-select", self.source)
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return params_digest(
             {
