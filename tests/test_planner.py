@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, SparqlAsk
+from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, Shacl, SparqlAsk
 from kgc.hooks import Combinator, Count, DeltaChange, SparqlSelect, Threshold, Window
 from kgc.hooks.cache import ConditionCache
 from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_anchor, sparql_footprint
@@ -29,6 +29,13 @@ P = f"PREFIX brick: <{BRICK}>\nPREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syn
 ADD = "<urn:kgc:delta:additions>"
 NOTE = "urn:ex:note"
 TYPE = ox.NamedNode(RDF_TYPE_IRI)
+SENSOR_SHAPES = f"""\
+@prefix sh: <http://www.w3.org/ns/shacl#> .
+@prefix brick: <{BRICK}> .
+brick:SensorShape a sh:NodeShape ;
+    sh:targetClass brick:Air_Temperature_Sensor ;
+    sh:property [ sh:path [ sh:inversePath brick:hasPoint ] ; sh:minCount 1 ; sh:maxCount 2 ] .
+"""
 
 
 # Footprints ----------------------------------------------------------------------------------
@@ -174,6 +181,7 @@ def _hooks(effects: list[str]) -> list[Hook]:
             SparqlAsk(f"ASK {{ GRAPH {ADD} {{ ?s ?p ?o }} }}"),
             channel=Channel(("urn:site:b",)),
         ),
+        Hook("sensor-shape", Shacl(SENSOR_SHAPES)),
         Hook(
             "burst",
             Window(P + "SELECT ?s WHERE { ?s a brick:Room }", 60, ">", 3, "sliding"),
@@ -299,22 +307,28 @@ def test_planner_skips_hooks_a_delta_cannot_affect(shared: Path) -> None:
     first = manager.apply(note, "agent")
     # Nothing is known of resting results yet, but anchored hooks (a required pattern over a
     # delta graph, a delta condition) need none: the note matches no anchor.
-    skipped_first = {"no-self-feed", "orphan-sensor", "part-of-frozen", "any-of", "room-added"}
+    skipped_first = {
+        "no-self-feed",
+        "orphan-sensor",
+        "part-of-frozen",
+        "any-of",
+        "room-added",
+        "sensor-shape",
+    }
     assert {v.hook for v in first.hooks} | {e.hook for e in first.effects} == {
         h.name for h in _hooks([])
     } - skipped_first
-    assert first.hooks_skipped == 5
+    assert first.hooks_skipped == 6
     a, b = sorted({q.subject for q in quads if isinstance(q.subject, ox.NamedNode)}, key=str)[:2]
     second = manager.apply(Delta(additions=[ox.Quad(a, ox.NamedNode(BRICK + "feeds"), b)]), "agent")
     assert second.committed
     evaluated = {v.hook for v in second.hooks} | {e.hook for e in second.effects}
     # feeds touches the feeds rules; window, variable-predicate and channel rules always run,
     # and has-rooms/noted fire at rest; the room, point and part-of rules are skipped.
-    assert {"rooms-kept", "points-per-equipment", "part-of-frozen", "room-added"}.isdisjoint(
-        evaluated
-    )
+    skipped = {"rooms-kept", "points-per-equipment", "part-of-frozen", "room-added", "sensor-shape"}
+    assert skipped.isdisjoint(evaluated)
     assert {"no-self-feed", "any-of", "self-loop-any", "burst", "has-rooms"} <= evaluated
-    assert second.hooks_skipped == 5
+    assert second.hooks_skipped == 6
 
 
 def test_cache_answers_conditions_whose_data_did_not_change(shared: Path) -> None:

@@ -238,14 +238,31 @@ def effective_deltas(draw: Draw, base: Base) -> Change:
 # The oracle -------------------------------------------------------------------------------------
 
 
-def touched(added: list[ox.Triple], removed: list[ox.Triple]) -> set[rdflib.term.Node]:
-    """Subjects of changed triples and their non-literal objects, except classes named by
-    ``rdf:type`` (the definition in ``kgc/hooks/shacl.py``), as rdflib terms."""
-    nodes: set[ox.NamedNode | ox.BlankNode] = set()
-    for t in (*added, *removed):
-        nodes.add(t.subject)  # type: ignore[arg-type]
+def read_predicates(shapes: rdflib.Graph) -> set[str]:
+    """What validation can read: every IRI the shapes name as an object (a superset of their
+    paths' predicates), ``rdf:type`` and ``rdfs:subClassOf``."""
+    named = {str(o) for o in shapes.objects() if isinstance(o, rdflib.URIRef)}
+    return named | {str(rdflib.RDF.type), str(rdflib.RDFS.subClassOf)}
+
+
+def touched(
+    base: Base, shapes: rdflib.Graph, added: list[ox.Triple], removed: list[ox.Triple]
+) -> set[rdflib.term.Node]:
+    """The nodes the delta can affect (the definition in ``kgc/hooks/shacl.py``), as rdflib
+    terms: subjects and non-literal objects (classes named by ``rdf:type`` excepted) of changed
+    triples whose predicate validation reads, and, when a shape checks ``sh:class``, the nodes
+    that point at a node whose type changed."""
+    read = read_predicates(shapes)
+    changed = [t for t in (*added, *removed) if t.predicate.value in read]
+    nodes: set[Any] = set()
+    for t in changed:
+        nodes.add(t.subject)
         if t.predicate != RDF_TYPE and not isinstance(t.object, ox.Literal):
-            nodes.add(t.object)  # type: ignore[arg-type]
+            nodes.add(t.object)
+    if any(True for _ in shapes.objects(None, SH["class"])):
+        after = (base.triples - set(removed)) | set(added)
+        retyped = {t.subject for t in changed if t.predicate == RDF_TYPE}
+        nodes |= {t.subject for t in after if t.object in retyped and t.predicate.value in read}
     return {rdflib.URIRef(n.value) for n in nodes if isinstance(n, ox.NamedNode)}
 
 
@@ -308,8 +325,9 @@ def shacl_verdict(gov: Governed, added: list[ox.Triple], removed: list[ox.Triple
     gov.seen.clear()
     receipt = gov.tm.apply(Delta(added, removed), actor="property-test")
     assert not receipt.committed
-    (verdict,) = [v for v in receipt.hooks if v.hook == "shapes"]
-    return verdict
+    found = [v for v in receipt.hooks if v.hook == "shapes"]
+    # The planner skips the hook when no change touches what the shapes read: a quiet pass.
+    return found[0] if found else None
 
 
 @pytest.mark.parametrize(("graph", "shapes_file"), CASES)
@@ -330,12 +348,15 @@ def test_delta_scope_fires_exactly_when_full_validation_flags_a_touched_node(
     if not (added or removed):
         return  # nothing to govern: no hook runs
 
-    scope = touched(added, removed)
+    scope = touched(base, gov.shapes, added, removed)
     expected = [n for n in full_violations(base, gov.shapes, added, removed) if n in scope]
     verdict = shacl_verdict(gov, added, removed)
 
     event("full validation flags a touched node" if expected else "no touched node flagged")
-    assert verdict.verdict == ("veto" if expected else "pass"), (verdict, expected)
+    assert (verdict.verdict if verdict else "pass") == ("veto" if expected else "pass"), (
+        verdict,
+        expected,
+    )
     if expected:
         (result,) = gov.seen
         assert result.rows == len(expected)

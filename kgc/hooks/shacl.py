@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ import pyoxigraph as ox
 
 from kgc.errors import HookDefinitionError
 from kgc.hooks.conditions import RDF_TYPE, ConditionResult, EvalContext
+from kgc.hooks.footprint import Anchor, Footprint
 from kgc.store.base import Store
 
 SH = "http://www.w3.org/ns/shacl#"
@@ -58,6 +59,8 @@ class _Targets:
     classes: frozenset[str]
     nodes: frozenset[str]
     by_property: bool
+    # Some shape checks a value's class (sh:class): a node's type is then data of its referrers.
+    value_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Shacl:
     _targets: _Targets = field(
         default=_Targets(frozenset(), frozenset(), False), init=False, repr=False, compare=False
     )
+    _footprint: Footprint | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         import rdflib
@@ -87,6 +91,19 @@ class Shacl:
             raise HookDefinitionError(f"{self.source}: shapes graph does not parse: {exc}") from exc
         object.__setattr__(self, "_shapes", _plain_strings(shapes))
         object.__setattr__(self, "_targets", _targets_of(shapes))
+        object.__setattr__(self, "_footprint", _shapes_footprint(shapes))
+
+    def footprint(self) -> Footprint | None:
+        """The predicates the shapes read (paths, property targets, comparisons), any
+        ``rdf:type`` and ``rdfs:subClassOf``; ``None`` with SPARQL-based parts or ``sh:closed``."""
+        return self._footprint
+
+    def anchor(self) -> Anchor | None:
+        """In delta scope only quads touching the footprint make touched nodes: no such quad,
+        nothing judged, no violation."""
+        if self.scope != "delta" or self._footprint is None:
+            return None
+        return frozenset(("any", p, None) for p in self._footprint.predicates)
 
     @functools.cached_property
     def digest(self) -> str:
@@ -98,12 +115,13 @@ class Shacl:
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         from pyshacl import validate
 
+        view = _View(ctx.store, ctx.graphs or (_DEFAULT,))
         if self.scope == "graph":
-            quads: Iterable[ox.Quad] = ctx.store.quads_for_pattern(None, None, None, _DEFAULT)
+            quads: Iterable[ox.Quad] = view.quads(None, None, None)
             focus: set[Any] | None = None
         else:
-            touched = _touched(ctx)
-            quads = _neighbourhood(ctx.store, touched, self._targets)
+            touched = _touched(ctx, self._footprint, self._targets, view)
+            quads = _neighbourhood(view, touched, self._targets)
             focus = {_to_rdflib(node) for node in touched[0] | touched[1]}
         conforms, report, _ = validate(
             _rdflib_graph(quads), shacl_graph=self._shapes, inference="none", allow_warnings=True
@@ -126,48 +144,116 @@ def _targets_of(shapes: Any) -> _Targets:
     }
     by_property = bool(objects("targetSubjectsOf") or objects("targetObjectsOf"))
     return _Targets(
-        frozenset(objects("targetClass") | implicit), frozenset(objects("targetNode")), by_property
+        frozenset(objects("targetClass") | implicit),
+        frozenset(objects("targetNode")),
+        by_property,
+        value_classes=bool(objects("class")),
     )
 
 
-def _touched(ctx: EvalContext) -> tuple[set[Any], set[Any]]:
-    changed = (*ctx.additions, *ctx.removals)
+@dataclass(frozen=True)
+class _View:
+    """The data graph: the default graph, or a channel's graphs."""
+
+    store: Store
+    graphs: tuple[ox.NamedNode | ox.DefaultGraph, ...]
+
+    def quads(self, s: Any, p: Any, o: Any) -> Iterator[ox.Quad]:
+        for graph in self.graphs:
+            yield from self.store.quads_for_pattern(s, p, o, graph)
+
+
+def _touched(
+    ctx: EvalContext, footprint: Footprint | None, targets: _Targets, view: _View
+) -> tuple[set[Any], set[Any]]:
+    """Nodes whose validation the delta can change: the subjects and non-literal objects of
+    changed quads that touch the shapes' footprint, and, when shapes use ``sh:class``, the
+    nodes that point at a node whose type changed (its class is a value they check)."""
+    changed = [
+        q for q in (*ctx.additions, *ctx.removals) if footprint is None or footprint.touched_by(q)
+    ]
     subjects = {q.subject for q in changed}
     objects = {
         q.object
         for q in changed
         if q.predicate != RDF_TYPE and not isinstance(q.object, ox.Literal)
     }
+    if targets.value_classes:
+        for q in changed:
+            if q.predicate == RDF_TYPE:
+                subjects.update(
+                    r.subject
+                    for r in view.quads(None, None, q.subject)
+                    if footprint is None or footprint.touched_by(r)
+                )
     return subjects, objects - subjects
 
 
+def _shapes_footprint(shapes: Any) -> Footprint | None:
+    import rdflib
+
+    sh = rdflib.Namespace(SH)
+    unbounded = (sh.closed, sh.sparql, sh.target, sh.select, sh.ask)
+    if any(True for p in unbounded for _ in shapes.triples((None, p, None))):
+        return None
+    predicates = {RDF_TYPE.value, _SUBCLASS_OF.value}
+    for path in shapes.objects(None, sh.path):
+        predicates |= _path_iris(shapes, path)
+    compared = ("targetSubjectsOf", "targetObjectsOf", "equals", "disjoint", "lessThan")
+    for name in (*compared, "lessThanOrEquals"):
+        predicates |= {
+            str(o) for o in shapes.objects(None, sh[name]) if isinstance(o, rdflib.URIRef)
+        }
+    return Footprint(frozenset(predicates))
+
+
+def _path_iris(shapes: Any, node: Any) -> set[str]:
+    """Every IRI in a property path (sequence, alternative, inverse, repetition): over-broad."""
+    import rdflib
+
+    found: set[str] = set()
+    todo, seen = [node], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if isinstance(current, rdflib.URIRef):
+            if current != rdflib.RDF.nil:
+                found.add(str(current))
+            continue
+        for _, _, value in shapes.triples((current, None, None)):
+            todo.append(value)
+    return found
+
+
 def _neighbourhood(
-    store: Store, touched: tuple[set[Any], set[Any]], targets: _Targets
+    view: _View, touched: tuple[set[Any], set[Any]], targets: _Targets
 ) -> list[ox.Quad]:
     subjects, objects = touched
     out: dict[ox.Quad, None] = {}
     for node in subjects | objects:
-        for quad in store.quads_for_pattern(node, None, None, _DEFAULT):
+        for quad in view.quads(node, None, None):
             out[quad] = None
-            _add_types(store, quad.object, out)
-    for node in subjects | {o for o in objects if _may_be_target(store, o, targets)}:
-        for quad in store.quads_for_pattern(None, None, node, _DEFAULT):
+            _add_types(view, quad.object, out)
+    for node in subjects | {o for o in objects if _may_be_target(view, o, targets)}:
+        for quad in view.quads(None, None, node):
             out[quad] = None
-            _add_types(store, quad.subject, out)
+            _add_types(view, quad.subject, out)
     types = {q.object for q in out if q.predicate == RDF_TYPE}
-    out.update(dict.fromkeys(_superclass_quads(store, types)))
+    out.update(dict.fromkeys(_superclass_quads(view, types)))
     return list(out)
 
 
-def _may_be_target(store: Store, node: Any, targets: _Targets) -> bool:
+def _may_be_target(view: _View, node: Any, targets: _Targets) -> bool:
     if targets.by_property or (isinstance(node, ox.NamedNode) and node.value in targets.nodes):
         return True
-    types = {q.object for q in store.quads_for_pattern(node, RDF_TYPE, None, _DEFAULT)}
-    classes = types | {q.object for q in _superclass_quads(store, types)}
+    types = {q.object for q in view.quads(node, RDF_TYPE, None)}
+    classes = types | {q.object for q in _superclass_quads(view, types)}
     return any(isinstance(c, ox.NamedNode) and c.value in targets.classes for c in classes)
 
 
-def _superclass_quads(store: Store, classes: Iterable[Any]) -> list[ox.Quad]:
+def _superclass_quads(view: _View, classes: Iterable[Any]) -> list[ox.Quad]:
     """The ``rdfs:subClassOf`` statements on the way up from ``classes`` (cycles are allowed)."""
     seen: set[Any] = set()
     todo = [c for c in classes if not isinstance(c, ox.Literal)]
@@ -177,16 +263,16 @@ def _superclass_quads(store: Store, classes: Iterable[Any]) -> list[ox.Quad]:
         if cls in seen:
             continue
         seen.add(cls)
-        for quad in store.quads_for_pattern(cls, _SUBCLASS_OF, None, _DEFAULT):
+        for quad in view.quads(cls, _SUBCLASS_OF, None):
             found.append(quad)
             if not isinstance(quad.object, ox.Literal):
                 todo.append(quad.object)
     return found
 
 
-def _add_types(store: Store, node: Any, out: dict[ox.Quad, None]) -> None:
+def _add_types(view: _View, node: Any, out: dict[ox.Quad, None]) -> None:
     if not isinstance(node, ox.Literal):
-        out.update(dict.fromkeys(store.quads_for_pattern(node, RDF_TYPE, None, _DEFAULT)))
+        out.update(dict.fromkeys(view.quads(node, RDF_TYPE, None)))
 
 
 def _to_rdflib(term: Any) -> Any:
