@@ -32,6 +32,9 @@ def format_report(report: DemoReport) -> str:
         f"  failed             {replay.failed:,} (hook errors or timeouts)",
         f"  unexpected         {len(replay.unexpected):,}",
         *(f"    {outcome}" for outcome in replay.unexpected[:_SHOWN_UNEXPECTED]),
+        f"  hooks evaluated    {replay.hooks_evaluated:,}; skipped by the planner "
+        f"{replay.hooks_skipped:,}",
+        f"  condition cache    {report.cache_hits:,} hits of {report.cache_lookups:,} lookups",
         f"  throughput         {_throughput(report)}",
         f"  apply latency      p50 {percentile(replay.latencies_ms, 0.5):.2f} ms, "
         f"p99 {percentile(replay.latencies_ms, 0.99):.2f} ms",

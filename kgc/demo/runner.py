@@ -51,6 +51,8 @@ class Replay:
     unexpected: list[Outcome] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    hooks_evaluated: int = 0
+    hooks_skipped: int = 0
 
     @property
     def transactions(self) -> int:
@@ -73,6 +75,8 @@ class DemoReport:
     lockchain: str | None = None
     receipts_sealed: int = 0
     anchor_lag: int | None = None
+    cache_hits: int = 0
+    cache_lookups: int = 0
 
     @property
     def digest_matches(self) -> bool:
@@ -125,6 +129,9 @@ def run_demo(
         receipts_sealed=engine.journal.last_seq if engine.journal is not None else 0,
         anchor_lag=engine.anchorer.lag if engine.anchorer is not None else None,
     )
+    if engine.transactions.cache is not None:
+        stats = engine.transactions.cache.stats()
+        report.cache_hits, report.cache_lookups = stats.l1_hits + stats.l2_hits, stats.lookups
     engine.close()
     return report
 
@@ -162,6 +169,8 @@ def _record(replay: Replay, change: Change, receipt: Receipt) -> None:
     vetoers = sorted(receipt.vetoed_by)
     replay.vetoes_by_hook.update(vetoers)
     replay.outcomes_by_kind[(change.kind, receipt.status)] += 1
+    replay.hooks_evaluated += len(receipt.hooks) + len(receipt.effects)
+    replay.hooks_skipped += receipt.hooks_skipped
     if receipt.committed:
         replay.committed += 1
     elif receipt.status == "vetoed":

@@ -2,9 +2,12 @@
 
 ``scope="delta"`` (the default):
 
-1. The *touched* nodes are the subjects of changed triples and their non-literal objects, except
-   the class named by an ``rdf:type`` statement (expanding it would read every instance of the
-   class: ``owl:NamedIndividual`` alone has 9,633 in the Gates Hillman Center graph).
+1. The *touched* nodes are the subjects and non-literal objects of changed triples whose predicate
+   the shapes read (their footprint: paths, ``rdf:type``, ``rdfs:subClassOf``, property targets and
+   comparisons), except the class named by an ``rdf:type`` statement (expanding it would read every
+   instance of the class: ``owl:NamedIndividual`` alone has 9,633 in the Gates Hillman Center
+   graph); and, when a shape uses ``sh:class``, the nodes pointing at a node whose type changed. A
+   change no shape reads cannot alter any node's validation, so it judges nothing.
 2. The data graph holds each touched node's outgoing triples, its incoming triples when the node
    can be a shape's target (a subject of a change; a node whose type, or a superclass of it, a
    shape targets; a ``sh:targetNode``; any node when shapes use ``sh:targetSubjectsOf``/
