@@ -328,3 +328,27 @@ def test_no_callable_runs_twice_under_concurrent_writers(engine: KnowledgeEngine
     for t in threads:
         t.join()
     assert Counter(calls.log) == {"count.before": 80, "count.after": 80}
+
+
+def test_window_on_a_channel_counts_history_inside_its_graphs_only() -> None:
+    from kgc.hooks import Window
+
+    engine = KnowledgeEngine()
+    retire = "SELECT ?s WHERE { GRAPH <urn:kgc:delta:removals> { ?s <urn:p> ?o } }"
+    engine.hooks.register(
+        Hook(
+            "burst-in-a",
+            Window(retire, 600, ">", 2, "sliding", "rows"),
+            channel=Channel(graphs=("urn:site:a",)),
+        )
+    )
+    for i in range(3):
+        for site in ("a", "b"):
+            engine.apply(Delta.from_text(f"<urn:s{i}> <urn:p> <urn:o> <urn:site:{site}> ."))
+    for i in range(2):  # two removals in site b, two in site a: neither exceeds 2 alone
+        engine.apply(Delta.from_text(removals=f"<urn:s{i}> <urn:p> <urn:o> <urn:site:b> ."))
+        assert engine.apply(
+            Delta.from_text(removals=f"<urn:s{i}> <urn:p> <urn:o> <urn:site:a> .")
+        ).committed
+    third = engine.apply(Delta.from_text(removals="<urn:s2> <urn:p> <urn:o> <urn:site:a> ."))
+    assert third.status == "vetoed"

@@ -113,7 +113,7 @@ class Window:
 
     def evaluate(self, ctx: EvalContext) -> ConditionResult:
         entries = [e for e in ctx.history if self._counts(ctx, e)]
-        total = sum(self._measure(self._entry_rows(e)) for e in entries)
+        total = sum(self._measure(self._entry_rows(e, ctx.graphs)) for e in entries)
         total += self._measure(_rows(self.text, ctx.additions, ctx.removals))
         fired = OPS[self.op](total, self.value)
         if not fired:
@@ -133,11 +133,21 @@ class Window:
     def _measure(self, rows: int) -> int:
         return rows if self.measure == "rows" else int(rows > 0)
 
-    def _entry_rows(self, entry: HistoryEntry) -> int:
-        # An entry's delta never changes once committed, so its measure is computed once.
-        rows = entry.matches.get(self.digest)
+    def _entry_rows(
+        self, entry: HistoryEntry, graphs: tuple[ox.NamedNode | ox.DefaultGraph, ...] | None
+    ) -> int:
+        """The entry's measure; with a channel's ``graphs``, of its changes inside them only.
+
+        An entry's delta never changes once committed, so each measure is computed once.
+        """
+        key = self.digest if graphs is None else f"{self.digest}|{graphs}"
+        rows = entry.matches.get(key)
         if rows is None:
-            rows = entry.matches[self.digest] = _rows(self.text, entry.additions, entry.removals)
+            adds, rems = entry.additions, entry.removals
+            if graphs is not None:
+                adds = tuple(q for q in adds if q.graph_name in graphs)
+                rems = tuple(q for q in rems if q.graph_name in graphs)
+            rows = entry.matches[key] = _rows(self.text, adds, rems)
         return rows
 
 
