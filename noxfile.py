@@ -30,4 +30,5 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     session.install("-e", ".")
-    session.run("python", "benchmarks/transactions.py", *session.posargs)
+    for script in ("transactions.py", "lockchain.py", "hooks.py"):
+        session.run("python", f"benchmarks/{script}", *session.posargs)
