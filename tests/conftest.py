@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kgc import KnowledgeEngine
+from kgc.config import RUNBOOK_NAMES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -20,7 +21,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def _no_kgc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings read ``KGC_*`` variables; a developer's shell must not change what tests see."""
     for name in list(os.environ):
-        if name.startswith("KGC_"):
+        if name.startswith("KGC_") or name in RUNBOOK_NAMES:
             monkeypatch.delenv(name)
 
 

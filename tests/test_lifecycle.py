@@ -352,3 +352,18 @@ def test_window_on_a_channel_counts_history_inside_its_graphs_only() -> None:
         ).committed
     third = engine.apply(Delta.from_text(removals="<urn:s2> <urn:p> <urn:o> <urn:site:a> ."))
     assert third.status == "vetoed"
+
+
+def test_runbook_names_max_hooks_and_strict_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kgc.errors import HookError
+
+    monkeypatch.setenv("MAX_HOOKS", "2")
+    monkeypatch.setenv("STRICT_MODE", "false")
+    engine = KnowledgeEngine()
+    engine.hooks.register(Hook("one", SparqlAsk(X_HAS_P)))
+    engine.hooks.register(Hook("two", SparqlAsk(X_HAS_P)))
+    with pytest.raises(HookError, match="limit of 2 hooks"):
+        engine.hooks.register(Hook("three", SparqlAsk(X_HAS_P)))
+    assert engine.settings.strict_mode is False
+    monkeypatch.setenv("KGC_MAX_HOOKS", "3")  # the kgc name wins over the runbook's
+    assert KnowledgeEngine().hooks.max_hooks == 3
