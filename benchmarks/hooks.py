@@ -53,7 +53,6 @@ import importlib.util
 import math
 import multiprocessing
 import os
-import platform
 import random
 import statistics
 import sys
@@ -70,7 +69,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import transactions as campus_bench
 
-import kgc
 from kgc import Delta, Hook, HookManager, OxigraphStore, Receipt, SparqlAsk, TransactionManager
 
 SITE = campus_bench.SITE
@@ -508,18 +506,7 @@ def _load(when: str) -> None:
 
 
 def _header(args: argparse.Namespace) -> None:
-    cores = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    print("kgc hook scale benchmark")
-    print(
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"pyoxigraph {ox.__version__}, kgc {kgc.__version__}"
-    )
-    print(
-        f"machine: {platform.machine()}, {cores} cores ({usable} usable), "
-        f"{platform.system()} {platform.release()}"
-    )
-    _load("start")
+    campus_bench.print_machine("kgc hook scale benchmark")
     print(
         f"graph: campus of {args.base:,} triples + {args.value_props:,} values; seed {args.seed}; "
         f"{args.iterations} timed calls per workload ({args.full_iterations} with the planner "

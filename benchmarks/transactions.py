@@ -682,6 +682,23 @@ def render(results: list[Result]) -> tuple[str, list[Check]]:
     return "\n".join(lines), flat
 
 
+def print_machine(title: str) -> None:
+    """The title, versions, machine and load average lines every benchmark starts with."""
+    cores = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    print(title)
+    print(
+        f"python {platform.python_version()} ({platform.python_implementation()}), "
+        f"pyoxigraph {ox.__version__}, kgc {kgc.__version__}"
+    )
+    print(
+        f"machine: {platform.machine()}, {cores} cores ({usable} usable), "
+        f"{platform.system()} {platform.release()}"
+    )
+    if hasattr(os, "getloadavg"):
+        print("load average at start: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k triples only, fewer iterations")
@@ -728,19 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, name) is None:
             setattr(args, name, value)
 
-    cores = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    print("kgc transaction benchmark")
-    print(
-        f"python {platform.python_version()} ({platform.python_implementation()}), "
-        f"pyoxigraph {ox.__version__}, kgc {kgc.__version__}"
-    )
-    print(
-        f"machine: {platform.machine()}, {cores} cores ({usable} usable), "
-        f"{platform.system()} {platform.release()}"
-    )
-    if hasattr(os, "getloadavg"):
-        print("load average at start: {:.2f} {:.2f} {:.2f} (1, 5, 15 min)".format(*os.getloadavg()))
+    print_machine("kgc transaction benchmark")
     print(
         f"store: pyoxigraph in memory, bulk loaded from {args.load}; seed {args.seed}; "
         f"{args.iterations} timed calls per row after {args.warmup} warm-up "

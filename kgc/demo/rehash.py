@@ -19,14 +19,13 @@ import hashlib
 import re
 import sys
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kgc.demo.assets import PACK_DIRS, POLICY_DIR
 from kgc.hooks.refs import ConditionRef
 from kgc.policy.authoring import files_table, refresh_files_table
+from kgc.policy.pack import condition_refs
 
 
 @dataclass(frozen=True)
@@ -47,25 +46,13 @@ def stale_refs(directory: Path = POLICY_DIR) -> list[StaleRef]:
     """Every condition ref in ``directory`` whose recorded sha256 differs from its file's."""
     stale = []
     for hook_file in sorted(directory.glob("*.hook.toml")):
-        for ref in _refs(tomllib.loads(hook_file.read_text("utf-8"))):
+        for ref in condition_refs(tomllib.loads(hook_file.read_text("utf-8"))):
             target = ConditionRef(ref["uri"], ref["sha256"], ref["media_type"]).resolve(directory)
             actual = hashlib.sha256(target.read_bytes()).hexdigest()
             found = StaleRef(hook_file, ref["uri"], ref["sha256"], actual)
             if actual != ref["sha256"].lower() and found not in stale:
                 stale.append(found)
     return stale
-
-
-def _refs(node: Any) -> Iterator[dict[str, str]]:
-    """Every condition ref of a hook file, combinators' nested conditions included."""
-    if isinstance(node, dict):
-        if isinstance(node.get("ref"), dict):
-            yield node["ref"]
-        for value in node.values():
-            yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
 
 
 def stale_manifest(directory: Path) -> bool:

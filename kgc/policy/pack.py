@@ -156,17 +156,20 @@ def _raw_hook(file: Path) -> Any:
         return {}  # the hook loader reports the syntax error with its own message
 
 
-def _condition_uris(node: Any) -> Iterator[str]:
-    """Every ``uri`` of a condition ref, at any depth (combinators nest conditions)."""
+def condition_refs(node: Any) -> Iterator[dict[str, Any]]:
+    """Every condition ref table of a parsed hook file, at any depth (combinators nest them)."""
     if isinstance(node, dict):
-        ref = node.get("ref")
-        if isinstance(ref, dict) and isinstance(ref.get("uri"), str):
-            yield ref["uri"]
+        if isinstance(node.get("ref"), dict):
+            yield node["ref"]
         for value in node.values():
-            yield from _condition_uris(value)
+            yield from condition_refs(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _condition_uris(item)
+            yield from condition_refs(item)
+
+
+def _condition_uris(node: Any) -> Iterator[str]:
+    return (ref["uri"] for ref in condition_refs(node) if isinstance(ref.get("uri"), str))
 
 
 def _check_ref(root: Path, manifest: PackManifest, hook_file: Path, uri: str) -> None:

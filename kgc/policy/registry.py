@@ -29,12 +29,13 @@ from pathlib import Path
 
 from kgc.errors import PackDependencyError, PolicyPackError
 from kgc.hooks.manager import HookManager, PackRef
+from kgc.lockchain.journal import fsync_dir
 from kgc.policy.archive import is_archive, unpack
 from kgc.policy.manifest import MANIFEST_NAMES, read_manifest
 from kgc.policy.pack import PolicyPack, load_pack
 from kgc.policy.semver import Version, VersionRange
 from kgc.policy.signing import SIGNATURE_FILE, TrustedKeys
-from kgc.policy.state import HISTORY_LIMIT, PolicyState, fsync_directory, read_state, write_state
+from kgc.policy.state import HISTORY_LIMIT, PolicyState, read_state, write_state
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class PolicyRegistry:
                 (temp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(pack.root / rel, temp / rel)
         os.replace(temp, target)
-        fsync_directory(target.parent)
+        fsync_dir(target.parent)
         return target
 
     def _on_disk(self, name: str, version: str) -> PolicyPack | None:

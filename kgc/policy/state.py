@@ -22,6 +22,7 @@ from typing import Any
 
 from kgc.errors import PolicyPackError
 from kgc.hooks.manager import PackRef
+from kgc.lockchain.journal import fsync_dir
 
 STATE_FORMAT = "kgc-policy-state/1"
 STATE_FILE = "state.json"
@@ -70,15 +71,7 @@ def write_state(directory: Path, state: PolicyState) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(directory)
 
 
 def _ref_dict(ref: PackRef) -> dict[str, str]:
