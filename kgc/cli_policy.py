@@ -48,6 +48,7 @@ def add_commands(commands: Any) -> None:
 
     listing = actions.add_parser("list", help="installed packs; * marks the active ones")
     _path_option(listing)
+    _trust_options(listing)
     activate = actions.add_parser("activate", help="install and activate packs in one swap")
     activate.add_argument("specs", nargs="+", metavar="PATH|NAME[@VERSION]")
     _path_option(activate)

@@ -57,7 +57,8 @@ class Receipt:
 
     @property
     def vetoed_by(self) -> list[str]:
-        return [v.hook for v in self.hooks if v.verdict == "veto"]
+        """Hooks that refused the transaction: a veto, or a ``before`` that cancelled it."""
+        return [v.hook for v in self.hooks if v.verdict in ("veto", "cancelled")]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

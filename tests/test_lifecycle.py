@@ -103,6 +103,7 @@ def test_before_cancel_vetoes_with_its_reason_and_changes_nothing(engine: Knowle
         "cancelled",
         "maintenance window",
     )
+    assert receipt.vetoed_by == ["gate"]
     assert engine.state_digest == before and len(engine) == 0
     assert calls.log == ["gate.before", "gate.after"]  # run never called
     assert seen[0].verdict.verdict == "cancelled" and seen[0].result is None

@@ -102,6 +102,15 @@ def test_cli_keygen_sign_and_trust(tmp_path: Path) -> None:
     assert required.returncode == 1 and "signatures are required" in required.stderr
     assert kgc("policy", "keygen", str(prefix)).returncode == 1  # never overwrites a key
 
+    # A directory holding a signed pack is listed with the same trust it was activated with.
+    policy = str(tmp_path / "signed-dir")
+    trust = ("--trust", f"{prefix}.pub")
+    assert kgc("policy", "activate", str(archive), "--policy-path", policy, *trust).returncode == 0
+    listed = kgc("policy", "list", "--policy-path", policy, *trust)
+    assert listed.returncode == 0, listed.stderr
+    assert "alpha" in listed.stdout
+    assert kgc("policy", "list", "--policy-path", policy).returncode == 1  # key not trusted
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -79,11 +79,13 @@ class Combinator:
         return union(footprint_of(c) for c in self.conditions)
 
     def anchor(self) -> Anchor | None:
-        """``all`` fires only if each child does: any child's anchor will do. ``any`` and
-        ``at-least-k`` fire only if some child does: all children need one. ``not`` has none."""
+        """The union of the children's anchors when each child has one, else none.
+
+        Each child is quiet, and raises nothing, unless the delta matches its anchor, so with no
+        match the combination is quiet too (``all`` could do with one child's anchor for firing,
+        but another child may still raise, which a skip would hide). ``not`` has none.
+        """
         anchors = [anchor_of(c) for c in self.conditions]
-        if self.kind == "all":
-            return next((a for a in anchors if a is not None), None)
         if self.kind == "not" or any(a is None for a in anchors):
             return None
         return frozenset().union(*(a for a in anchors if a is not None))

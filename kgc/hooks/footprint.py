@@ -40,7 +40,7 @@ _TOKEN = re.compile(
   | (?P<bnode>_:[A-Za-z0-9_.\-\u00b7\u00c0-\uffff]*)
   | (?P<lang>@[A-Za-z]+(?:-[A-Za-z0-9]+)*)
   | (?P<pname>(?:[A-Za-z\u00c0-\uffff][A-Za-z0-9_.\-\u00b7\u00c0-\uffff]*)?:
-               (?:[A-Za-z0-9_:\u00b7\u00c0-\uffff%\\]|\.(?=[A-Za-z0-9_:%\\\-]))*)
+               (?:[A-Za-z0-9_:\-\u00b7\u00c0-\uffff%\\]|\.(?=[A-Za-z0-9_:%\\\-\u00b7\u00c0-\uffff]))*)
   | (?P<number>[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?))
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>\^\^|&&|\|\||!=|<=|>=|[{}()\[\].,;|/^*+?!=<>@-])
@@ -48,6 +48,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _NONDETERMINISTIC = frozenset({"NOW", "RAND", "UUID", "STRUUID", "SERVICE", "BASE"})
+_NAMES = frozenset({"pname", "var", "number", "word", "bnode"})
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,17 @@ def sparql_footprint(text: str) -> Footprint | None:
 
 def _tokens(text: str) -> list[_Tok] | None:
     out: list[_Tok] = []
-    pos = 0
+    pos, glued_to = 0, ""
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             return None  # something this reader does not know: do not guess
         kind = m.lastgroup or ""
+        if glued_to in _NAMES and kind in _NAMES:
+            return None  # two names with nothing between: a name this reader cut in two?
         if kind != "ws":
             out.append(_Tok(kind, m.group()))
+        glued_to = kind if kind != "ws" else ""
         pos = m.end()
     return out
 
@@ -145,6 +149,7 @@ class _Scanner:
         self.classes: set[str] = set()
         # Open groups: [kind, expect, expect-after-close]; kind is triples/coll/path/expr.
         self.stack: list[list[str]] = []
+        self.verb_end = 0  # tokens before this index belong to a verb already checked
 
     def run(self) -> Footprint | None:
         for i, tok in enumerate(self.tokens):
@@ -159,6 +164,16 @@ class _Scanner:
         return self.stack[-1]
 
     def _step(self, i: int, tok: _Tok) -> bool:
+        frame = self._frame()
+        if frame is not None and frame[0] == "triples" and frame[1] == "V" and i >= self.verb_end:
+            # A verb starts here. A path that can match zero steps (p*, p?, (p|q?)...) relates
+            # every node of the graph to itself, whatever predicate brought the node in.
+            parsed = _path(self.tokens, i)
+            if parsed is None or parsed[0]:
+                return False  # also a variable or a negated set as the verb
+            self.verb_end = parsed[1]
+        if "PREFIX" in (t.text.upper() for t in self.tokens[max(0, i - 2) : i]):
+            return True  # a PREFIX declaration's name and namespace are not a pattern's terms
         if tok.kind == "punct":
             return self._punct(tok)
         if tok.kind == "word" and tok.text != "a" and tok.text.lower() not in ("true", "false"):
@@ -197,7 +212,7 @@ class _Scanner:
         upper = tok.text.upper()
         if upper in _NONDETERMINISTIC:
             return False
-        if upper == "GRAPH" and self._empty_graph(i):
+        if upper == "GRAPH" and not self._graph_opens_with_a_triple(i):
             return False
         frame = self._frame()
         if frame is not None:
@@ -271,9 +286,16 @@ class _Scanner:
             break
         self._any_class()  # a variable, a path or an expression: any class
 
-    def _empty_graph(self, i: int) -> bool:
-        rest = [t.text for t in self.tokens[i + 1 : i + 4]]
-        return len(rest) == 3 and rest[0].startswith(("?", "$")) and rest[1:] == ["{", "}"]
+    def _graph_opens_with_a_triple(self, i: int) -> bool:
+        """``GRAPH g { s ...``: a block that starts otherwise (``{}``, ``{{}}``, ``{ FILTER``,
+        ``{ OPTIONAL``) can match an empty pattern, and so reads which named graphs exist."""
+        rest = self.tokens[i + 1 : i + 4]
+        if len(rest) < 3 or rest[1].text != "{":
+            return False
+        first = rest[2]
+        return first.kind in ("iri", "pname", "var", "bnode", "string", "number") or (
+            first.text in ("[", "(")
+        )
 
     def _expand(self, tok: _Tok) -> str | None:
         if tok.kind == "iri":
@@ -283,6 +305,51 @@ class _Scanner:
         if prefix not in self.prefixes:
             return None
         return self.prefixes[prefix] + re.sub(r"\\(.)", r"\1", local)
+
+
+def _path(tokens: list[_Tok], i: int) -> tuple[bool, int] | None:
+    """Parse a property path from ``i``: (whether it can match zero steps, index after it).
+
+    ``None`` when the tokens there are not a path of IRIs (a variable, a negated set...).
+    """
+    parsed = _sequence(tokens, i)
+    while parsed is not None and _at(tokens, parsed[1]) == "|":
+        other = _sequence(tokens, parsed[1] + 1)
+        parsed = None if other is None else (parsed[0] or other[0], other[1])
+    return parsed
+
+
+def _sequence(tokens: list[_Tok], i: int) -> tuple[bool, int] | None:
+    parsed = _element(tokens, i)
+    while parsed is not None and _at(tokens, parsed[1]) == "/":
+        other = _element(tokens, parsed[1] + 1)
+        parsed = None if other is None else (parsed[0] and other[0], other[1])
+    return parsed
+
+
+def _element(tokens: list[_Tok], i: int) -> tuple[bool, int] | None:
+    if _at(tokens, i) == "^":
+        i += 1
+    if i >= len(tokens):
+        return None
+    tok = tokens[i]
+    if tok.kind in ("iri", "pname") or tok.text == "a":
+        nullable, i = False, i + 1
+    elif tok.text == "(":
+        inner = _path(tokens, i + 1)
+        if inner is None or _at(tokens, inner[1]) != ")":
+            return None
+        nullable, i = inner[0], inner[1] + 1
+    else:
+        return None
+    modifier = _at(tokens, i)
+    if modifier in ("*", "?", "+"):
+        return (nullable or modifier != "+", i + 1)
+    return (nullable, i)
+
+
+def _at(tokens: list[_Tok], i: int) -> str:
+    return tokens[i].text if i < len(tokens) and tokens[i].kind == "punct" else ""
 
 
 # Anchors -------------------------------------------------------------------------------------

@@ -22,7 +22,11 @@ class Store(Protocol):
         """Add quads atomically: all are written or none."""
 
     def remove_all(self, quads: Iterable[ox.Quad]) -> None:
-        """Remove quads."""
+        """Remove quads; a named graph left holding none ceases to exist.
+
+        A kgc dataset is its quads: N-Quads, state digests and lockchain replay cannot carry an
+        empty named graph, so none may linger for a ``GRAPH ?g {}`` to find.
+        """
 
     def quads_for_pattern(
         self, subject: Any = None, predicate: Any = None, obj: Any = None, graph: Any = None

@@ -56,9 +56,15 @@ class OxigraphStore:
             raise StoreError(f"store bulk write failed: {exc}") from exc
 
     def remove_all(self, quads: Iterable[ox.Quad]) -> None:
+        graphs: set[ox.NamedNode | ox.BlankNode] = set()
         try:
             for quad in quads:
                 self._store.remove(quad)
+                if not isinstance(quad.graph_name, ox.DefaultGraph):
+                    graphs.add(quad.graph_name)
+            for graph in graphs:  # pyoxigraph keeps a graph's name after its last quad goes
+                if next(iter(self._store.quads_for_pattern(None, None, None, graph)), None) is None:
+                    self._store.remove_graph(graph)
         except OSError as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
