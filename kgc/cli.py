@@ -2,6 +2,7 @@
 
 ::
 
+    kgc [--config FILE] COMMAND ...               (settings file: docs/configuration.md)
     kgc demo [--data FILE] [--lenient] [--changes N] [--seed S] [--lockchain DIR]
     kgc lockchain verify|prove|check-proof ...   (see kgc.cli_lockchain)
     kgc lockchain rebuild DIR --store PATH        (see kgc.cli_backup)
@@ -21,6 +22,7 @@ from pathlib import Path
 from kgc import cli_backup, cli_lockchain, cli_policy
 from kgc.cli_args import whole_number
 from kgc.cli_progress import StatusLine
+from kgc.config_sources import COMMAND_LINE_CONFIG
 from kgc.errors import KGCError, RDFSyntaxError
 
 _PROGRESS_FROM = 10_000
@@ -29,6 +31,12 @@ _REPLAY_EVERY = 100
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kgc", description="Knowledge Graph Control")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file, TOML or JSON (default: $KGC_CONFIG_FILE; docs/configuration.md)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
         "demo",
@@ -63,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    token = COMMAND_LINE_CONFIG.set(args.config)
+    try:
+        return _run(args)
+    finally:
+        COMMAND_LINE_CONFIG.reset(token)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "backup":
             return cli_backup.run(args)

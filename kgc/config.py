@@ -1,46 +1,153 @@
-"""Settings, from ``KGC_``-prefixed environment variables (or keyword arguments).
+"""Settings: keyword arguments, environment variables (``KGC_*`` and the runbook's), a file.
 
-Only the settings the core uses live here so far. The runbook's unprefixed names are read for the
-settings that exist (``RUNBOOK_NAMES``): ``MAX_HOOKS``, ``CACHE_SIZE``, ``ENABLE_CACHING`` and
-``STRICT_MODE``; a ``KGC_`` variable wins over its runbook name. The rest of the runbook's surface
-(a configuration file, the sidecar's keys) arrives with ``kgc serve``.
+Every field can be set as a keyword argument, as ``KGC_<FIELD>`` and in a configuration file
+(``KGC_CONFIG_FILE``, TOML or JSON, see ``kgc.config_file``); the runbook's names
+(``STRICT_MODE``, ``LOCKCHAIN_REPOSITORY``, ...) work unprefixed and with ``KGC_``. Precedence and
+the two names the runbook uses with two meanings (``BATCH_SIZE``, ``TIMEOUT_MS``) are in
+``kgc.config_sources``; the full table, with what uses each setting, is docs/configuration.md.
+
+A bad value raises ``ConfigError`` naming the variable as it was written and the value.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kgc.config_sources import (
+    AMBIGUOUS,
+    RUNBOOK_ENV,
+    RUNBOOK_NAMES,
+    AmbiguousSettingWarning,
+    Gathered,
+    gather,
+)
 from kgc.errors import ConfigError
+
+__all__ = [
+    "RUNBOOK_NAMES",
+    "AmbiguousSettingWarning",
+    "ApiRole",
+    "Settings",
+    "load_settings",
+]
+
+ApiRole = Literal["read", "write", "admin"]
+LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
+_SECRET_FIELDS = frozenset({"api_keys"})
+_MIB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="KGC_", extra="forbid", frozen=True, populate_by_name=True
-    )
+    """Validated, frozen settings. ``Settings(**kw)`` reads the environment and the file too."""
 
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        gathered = gather(values, os.environ, _FIELDS, _PATH_FIELDS)
+        try:
+            super().__init__(**gathered.values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, gathered)) from exc
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # kgc.config_sources reads the environment and the file (several names per field, with
+        # the name kept for error messages); pydantic-settings then validates what it gathered.
+        return (init_settings,)
+
+    # -- Core ------------------------------------------------------------------------------------
+    config_file: Path | None = Field(
+        default=None, description="TOML or JSON file of settings (KGC_CONFIG_FILE, --config)."
+    )
+    environment: Literal["production", "development", "test"] = Field(
+        default="production",
+        description="NODE_ENV. Recorded and reported; kgc behaves the same in every environment.",
+    )
+    log_level: LogLevel = Field(default="info", description="Level of kgc's log lines.")
+    base_path: Path | None = Field(
+        default=None,
+        description="Data directory: store/, lockchain/ and policy/ below it unless set apart.",
+    )
     store_path: Path | None = Field(
         default=None, description="Directory of an on-disk store; in memory when unset."
     )
     hooks_path: Path | None = Field(
         default=None, description="A hook file or a directory of hook files to register at start."
     )
+    literal_policy: Literal["normalize", "refuse"] = Field(
+        default="normalize",
+        description="What to do with literals the store would rewrite (see docs/literals.md).",
+    )
+
+    # -- Performance -----------------------------------------------------------------------------
     strict_mode: bool = Field(
         default=True,
-        validation_alias=AliasChoices("KGC_STRICT_MODE", "STRICT_MODE"),
         description="A pre-commit hook that errors or times out refuses the transaction.",
     )
     transaction_timeout_ms: float = Field(
         default=2000.0, gt=0, description="Pre-commit time budget of one transaction."
     )
-    max_hooks: int = Field(
-        default=10_000,
-        gt=0,
-        validation_alias=AliasChoices("KGC_MAX_HOOKS", "MAX_HOOKS"),
-        description="Most hooks that may be registered.",
+    max_hooks: int = Field(default=10_000, gt=0, description="Most hooks that may be registered.")
+    enable_condition_evaluation: Literal[True] = Field(
+        default=True, description="kgc always evaluates conditions; false is refused."
+    )
+    enable_caching: bool = Field(default=True, description="Cache condition results.")
+    cache_size: int = Field(
+        default=10_000, ge=0, description="Condition results kept in process (0: no cache)."
+    )
+    cache_max_age_ms: int = Field(
+        default=300_000, gt=0, description="Runbook cacheMaxAge; not used (entries never stale)."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis shared by processes as a second cache level (optional)."
+    )
+    enable_fast_path: bool = Field(
+        default=True, description="Runbook afterHashOnly; no effect (see the docs)."
+    )
+    enable_batch_processing: bool = Field(default=True, description="Not used yet.")
+    processing_batch_size: int = Field(default=1000, gt=0, description="Not used yet.")
+    max_concurrency: int = Field(
+        default=10, gt=0, description="Requests kgc serve handles at once."
+    )
+    enable_metrics: bool = Field(default=True, description="Expose metrics (kgc serve).")
+    enable_profiling: bool = Field(default=False, description="Not used yet.")
+    enable_detailed_metrics: bool = Field(default=False, description="Not used yet.")
+
+    # -- Observability ---------------------------------------------------------------------------
+    enable_observability: bool = Field(default=True, description="Export traces (telemetry).")
+    observability_endpoint: str | None = Field(
+        default=None, description="Trace collector URL (http or https)."
+    )
+    service_name: str = Field(default="kgc-sidecar", min_length=1)
+    service_version: str = Field(default="1.0.0", min_length=1)
+    sampling_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of traces kept.")
+    enable_logging: bool = Field(default=True, description="Runbook observability.enableLogging.")
+
+    # -- Sandbox (kgc has none yet: hook callables run in-process) ---------------------------------
+    enable_sandboxing: bool = Field(default=True, description="Not used yet: no sandbox.")
+    sandbox_type: Literal["worker"] = Field(default="worker", description="Not used yet.")
+    sandbox_timeout_ms: int = Field(default=30_000, gt=0, description="Not used yet.")
+    sandbox_memory_limit_bytes: int = Field(default=67_108_864, gt=0, description="Not used yet.")
+    sandbox_enable_network: bool = Field(default=False, description="Not used yet.")
+    sandbox_enable_file_system: bool = Field(default=False, description="Not used yet.")
+    sandbox_enable_process: bool = Field(default=False, description="Not used yet.")
+
+    # -- Lockchain -------------------------------------------------------------------------------
+    enable_lockchain: bool = Field(
+        default=True, description="Keep a lockchain when a directory is known (false: none)."
     )
     lockchain_path: Path | None = Field(
         default=None,
@@ -56,9 +163,14 @@ class Settings(BaseSettings):
         default=True, description="fsync each receipt before apply() returns (durability)."
     )
     git_anchoring: bool = Field(default=True, description="Anchor receipts in git in batches.")
+    anchor_batch_mode: bool = Field(
+        default=True, description="Anchor in batches of anchor_batch_size (false: one by one)."
+    )
     anchor_batch_size: int = Field(
         default=100, gt=0, description="Receipts per git anchor commit (1: one per receipt)."
     )
+
+    # -- Policy packs ----------------------------------------------------------------------------
     policy_path: Path | None = Field(
         default=None,
         description="Directory of installed policy packs and their state; in memory if unset.",
@@ -70,38 +182,119 @@ class Settings(BaseSettings):
     policy_require_signatures: bool = Field(
         default=False, description="Refuse policy packs that are not signed by a trusted key."
     )
-    literal_policy: Literal["normalize", "refuse"] = Field(
-        default="normalize",
-        description="What to do with literals the store would rewrite (see docs/literals.md).",
+
+    # -- Resolution (not implemented in kgc yet) -------------------------------------------------
+    enable_resolution: bool = Field(default=False, description="Not used yet.")
+    resolution_strategy: Literal["voting"] = Field(default="voting", description="Not used yet.")
+    consensus_threshold: float = Field(default=0.6, gt=0, le=1, description="Not used yet.")
+    resolution_timeout_ms: float = Field(default=5000.0, gt=0, description="Not used yet.")
+
+    # -- Server (kgc serve) ----------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")
+    port: int = Field(default=3000, ge=0, le=65535, description="Port (0: any free port).")
+    api_keys: dict[str, ApiRole] = Field(
+        default_factory=dict, repr=False, description="API key -> role (read, write, admin)."
     )
-    cache_size: int = Field(
-        default=10_000,
-        ge=0,
-        validation_alias=AliasChoices("KGC_CACHE_SIZE", "CACHE_SIZE"),
-        description="Condition results kept in process (0: no cache).",
+    api_keys_file: Path | None = Field(
+        default=None, description="File of API keys, one 'KEY ROLE' a line ('#' comments)."
     )
-    enable_caching: bool = Field(
-        default=True,
-        validation_alias=AliasChoices("KGC_ENABLE_CACHING", "ENABLE_CACHING"),
-        description="Cache condition results.",
+    allow_anonymous_writes: bool = Field(
+        default=False, description="Let requests without a key write (read is always allowed)."
     )
-    redis_url: str | None = Field(
-        default=None, description="Redis shared by processes as a second cache level (optional)."
+    max_body_bytes: int = Field(default=10 * _MIB, gt=0, description="Largest request body.")
+    max_literal_bytes: int = Field(default=_MIB, gt=0, description="Largest literal in a delta.")
+    queue_high_watermark: int = Field(
+        default=100, gt=0, description="Queued writes at which kgc serve refuses more (503)."
+    )
+    queue_low_watermark: int = Field(
+        default=50, ge=0, description="Queued writes at which it accepts again."
     )
 
+    @field_validator("log_level", "environment", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "warn" if value == "warning" else value
+        return value
 
-RUNBOOK_NAMES = ("MAX_HOOKS", "CACHE_SIZE", "ENABLE_CACHING", "STRICT_MODE")
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        """From the environment: a JSON object, or ``KEY:ROLE,KEY:ROLE``."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("{"):
+            return json.loads(value)
+        pairs = [item.strip().rpartition(":") for item in value.split(",") if item.strip()]
+        if any(not key for key, _, _ in pairs):
+            raise ValueError("expected KEY:ROLE pairs separated by commas, or a JSON object")
+        return {key: role for key, _, role in pairs}
+
+    @field_validator("observability_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _watermarks(self) -> Settings:
+        if self.queue_low_watermark >= self.queue_high_watermark:
+            raise ValueError(
+                f"queue_low_watermark ({self.queue_low_watermark}) must be below "
+                f"queue_high_watermark ({self.queue_high_watermark})"
+            )
+        return self
+
+    @property
+    def active_lockchain_path(self) -> Path | None:
+        """The lockchain directory in use: none when unset or ``enable_lockchain`` is false."""
+        return self.lockchain_path if self.enable_lockchain else None
+
+    @property
+    def effective_anchor_batch_size(self) -> int:
+        return self.anchor_batch_size if self.anchor_batch_mode else 1
+
+    def api_key_roles(self) -> dict[str, ApiRole]:
+        """``api_keys`` together with the keys of ``api_keys_file`` (the file's win)."""
+        from kgc.config_keys import read_api_keys
+
+        roles = dict(self.api_keys)
+        if self.api_keys_file is not None:
+            roles.update(read_api_keys(self.api_keys_file))
+        return roles
+
+
+_FIELDS = frozenset(Settings.model_fields)
+_PATH_FIELDS = frozenset(
+    name for name, info in Settings.model_fields.items() if "Path" in str(info.annotation)
+)
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning validation errors into a ``ConfigError`` naming the setting."""
-    try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]).lower().removeprefix("kgc_")
-        runbook = f" or {name.upper()}" if name.upper() in RUNBOOK_NAMES else ""
-        raise ConfigError(
-            f"invalid setting {name} (KGC_{name.upper()}{runbook}={err.get('input')!r}): "
-            f"{err['msg']}"
-        ) from exc
+    """Build settings (``ConfigError`` naming the variable and the value when one is bad)."""
+    return Settings(**overrides)
+
+
+def env_names(field: str) -> list[str]:
+    """Every environment variable that sets ``field``, the winning one first."""
+    runbook = [name for name, target in RUNBOOK_ENV.items() if target == field]
+    runbook += [name for name, amb in AMBIGUOUS.items() if amb.taken_as == field]
+    prefixed = [f"KGC_{field.upper()}"] + [f"KGC_{n}" for n in runbook if n != field.upper()]
+    return prefixed + runbook
+
+
+def _describe(exc: ValidationError, gathered: Gathered) -> str:
+    err = exc.errors()[0]
+    if not err["loc"]:
+        return f"invalid settings: {err['msg'].removeprefix('Value error, ')}"
+    field = str(err["loc"][0])
+    origin = gathered.origins.get(field, field)
+    if err["type"] == "extra_forbidden":
+        return f"unknown setting {field!r} (passed as {origin}); see docs/configuration.md"
+    value = "<redacted>" if field in _SECRET_FIELDS else repr(gathered.values.get(field))
+    others = [name for name in env_names(field) if name != origin]
+    also = f"; also settable as {', '.join(others)}" if others else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"invalid value for {origin}: {value} ({field}: {msg}{also})"

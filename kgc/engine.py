@@ -148,7 +148,7 @@ class KnowledgeEngine:
         """
         from kgc.lockchain.checkpoint import record_checkpoint, require_lockchain
 
-        directory = require_lockchain(self.settings.lockchain_path)
+        directory = require_lockchain(self.settings.active_lockchain_path)
         quads, seq, state = self.transactions.snapshot()
         key = self.journal.key if self.journal is not None else None
         return record_checkpoint(
@@ -179,8 +179,9 @@ def _policy(settings: Settings, hooks: HookManager) -> PolicyRegistry:
 def _lockchain(
     settings: Settings, key: SigningKey | None
 ) -> tuple[Journal | None, Anchorer | None]:
-    """The journal and anchorer for ``settings.lockchain_path``, or none when it is unset."""
-    if settings.lockchain_path is None:
+    """The journal and anchorer for ``settings.active_lockchain_path``, or none without one."""
+    directory = settings.active_lockchain_path
+    if directory is None:
         return None, None
     from kgc.lockchain.anchor import Anchorer
     from kgc.lockchain.journal import Journal
@@ -192,7 +193,7 @@ def _lockchain(
         key = SigningKey.from_file(settings.signing_key_file)
     elif settings.signing_key_env is not None:
         key = SigningKey.from_env(settings.signing_key_env)
-    journal = Journal(settings.lockchain_path, key=key, fsync=settings.journal_fsync)
+    journal = Journal(directory, key=key, fsync=settings.journal_fsync)
     if key is None and journal.signed_by is not None:
         journal.close()
         raise LockchainError(
@@ -201,5 +202,6 @@ def _lockchain(
         )
     anchorer = None
     if settings.git_anchoring:
-        anchorer = Anchorer(settings.lockchain_path, key=key, batch_size=settings.anchor_batch_size)
+        batch = settings.effective_anchor_batch_size
+        anchorer = Anchorer(directory, key=key, batch_size=batch)
     return journal, anchorer

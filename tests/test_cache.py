@@ -156,7 +156,7 @@ def test_settings_build_the_cache_they_describe(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_negative_cache_size_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ConfigError, match=r"cache_size \(KGC_CACHE_SIZE or CACHE_SIZE=-1\)"):
+    with pytest.raises(ConfigError, match=r"cache_size: -1 .*KGC_CACHE_SIZE, CACHE_SIZE\)"):
         load_settings(cache_size=-1)
     with pytest.raises(ConfigError, match="cache size must be >= 0"):
         ConditionCache(-1)
