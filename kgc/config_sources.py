@@ -19,7 +19,8 @@ from typing import Any
 
 from kgc.config_file import read_config_file
 
-logger = logging.getLogger("kgc.config")
+logger = logging.getLogger(__name__)
+_PACKAGE = Path(__file__).resolve().parent
 
 
 class AmbiguousSettingWarning(UserWarning):
@@ -179,9 +180,9 @@ def _precise_names(meaning: Ambiguity) -> list[str]:
 
 
 def _caller_level() -> int:
-    """A ``stacklevel`` pointing at the first frame outside kgc's configuration modules."""
+    """A ``stacklevel`` pointing at the first frame outside the kgc package (the user's code)."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and Path(frame.f_code.co_filename).stem.startswith("config"):
+    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE):
         frame, level = frame.f_back, level + 1  # type: ignore[assignment]
     return level
 
