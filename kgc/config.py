@@ -131,8 +131,12 @@ class Settings(BaseSettings):
     observability_endpoint: str | None = Field(
         default=None, description="Trace collector URL (http or https)."
     )
-    service_name: str = Field(default="kgc-sidecar", min_length=1)
-    service_version: str = Field(default="1.0.0", min_length=1)
+    service_name: str = Field(
+        default="kgc-sidecar", min_length=1, description="Service name on traces and metrics."
+    )
+    service_version: str = Field(
+        default="1.0.0", min_length=1, description="Service version on traces and metrics."
+    )
     sampling_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of traces kept.")
     enable_logging: bool = Field(default=True, description="Runbook observability.enableLogging.")
 
@@ -199,7 +203,7 @@ class Settings(BaseSettings):
         default=None, description="File of API keys, one 'KEY ROLE' a line ('#' comments)."
     )
     allow_anonymous_writes: bool = Field(
-        default=False, description="Let requests without a key write (read is always allowed)."
+        default=False, description="Let requests without an API key write."
     )
     max_body_bytes: int = Field(default=10 * _MIB, gt=0, description="Largest request body.")
     max_literal_bytes: int = Field(default=_MIB, gt=0, description="Largest literal in a delta.")

@@ -159,7 +159,9 @@ def _environment(merged: Gathered, env: Mapping[str, str], prefix: str) -> None:
 
 def _warn_ambiguous(name: str, value: str, meaning: Ambiguity, env: Mapping[str, str]) -> None:
     candidates = [f"KGC_{meaning.taken_as.upper()}", *_precise_names(meaning)]
-    if not name.startswith("KGC_"):
+    if name.startswith("KGC_"):  # an unprefixed name loses to any KGC_ one
+        candidates = [other for other in candidates if other.startswith("KGC_")]
+    else:
         candidates.append(f"KGC_{name}")
     precise = [other for other in dict.fromkeys(candidates) if other in env]
     overridden = f"; here {', '.join(precise)} is also set and wins" if precise else ""

@@ -233,6 +233,18 @@ def test_a_precise_name_wins_over_the_ambiguous_one_and_the_warning_says_so(
         assert load_settings().transaction_timeout_ms == 1500.0
 
 
+def test_a_kgc_ambiguous_name_wins_over_an_unprefixed_precise_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KGC_TIMEOUT_MS", "3000")
+    monkeypatch.setenv("TRANSACTION_TIMEOUT_MS", "1500")
+
+    with pytest.warns(AmbiguousSettingWarning) as seen:
+        assert load_settings().transaction_timeout_ms == 3000.0
+
+    assert "also set" not in str(seen[0].message)
+
+
 def test_precise_names_set_no_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RESOLUTION_TIMEOUT_MS", "9000")
     monkeypatch.setenv("PROCESSING_BATCH_SIZE", "10")
