@@ -40,6 +40,7 @@ __all__ = [
 ApiRole = Literal["read", "write", "admin"]
 LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
 _SECRET_FIELDS = frozenset({"api_keys"})
+_PYTHON_LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "error": 40, "fatal": 50}
 _MIB = 1024 * 1024
 
 
@@ -255,6 +256,11 @@ class Settings(BaseSettings):
     def active_lockchain_path(self) -> Path | None:
         """The lockchain directory in use: none when unset or ``enable_lockchain`` is false."""
         return self.lockchain_path if self.enable_lockchain else None
+
+    @property
+    def python_log_level(self) -> int:
+        """``log_level`` as a ``logging`` level (``trace`` is DEBUG, ``fatal`` is CRITICAL)."""
+        return _PYTHON_LEVELS[self.log_level]
 
     @property
     def effective_anchor_batch_size(self) -> int:

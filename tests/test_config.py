@@ -186,6 +186,17 @@ def test_an_invalid_variable_is_refused_naming_it_and_its_value(
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("value", "level"), [("debug", logging.DEBUG), ("WARNING", logging.WARNING), ("fatal", 50)]
+)
+def test_log_level_takes_the_runbooks_names(
+    monkeypatch: pytest.MonkeyPatch, value: str, level: int
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", value)
+
+    assert load_settings().python_log_level == level
+
+
 # The two names the runbook uses with two meanings
 
 
