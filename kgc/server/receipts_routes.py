@@ -39,7 +39,8 @@ async def list_receipts(request: Request) -> Response:
     state: AppState = request.app.state.kgc
     state.authorize(request, "read")
     after = _whole(request.query_params.get("after"), "after") or 0
-    limit = _whole(request.query_params.get("limit"), "limit") or DEFAULT_LIMIT
+    limit = _whole(request.query_params.get("limit"), "limit")
+    limit = DEFAULT_LIMIT if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise HTTPError(400, f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     entries = state.receipts.after(after, limit)
