@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +73,26 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
         )
         app.state.kgc.shutting_down = lambda: server.should_exit
         logger.info("kgc serve on http://%s:%d", settings.host, settings.port)
-        server.run()
+        with _signals_end_quietly():
+            server.run()
     finally:
         engine.close()
     logger.info("kgc serve stopped")
     return 0
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """Uvicorn handles SIGTERM/SIGINT, then re-raises them to the handlers it found. With the
+    default handlers that kills the process before the engine is closed (pending anchors lost);
+    these handlers let ``serve`` return, close the engine and exit 0."""
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    logger.info("kgc serve: signal %d, stopping", signum)
