@@ -266,12 +266,14 @@ def test_lockchain_verify_without_lockchain_is_404(client: TestClient) -> None:
 
 
 def test_lockchain_verify_reports_ok(tmp_path: Path) -> None:
-    with KnowledgeEngine(lockchain_path=tmp_path / "chain", journal_fsync=False) as engine:
-        with make_client(engine) as client:
-            post(client, ADD)
-            engine.anchorer.flush()  # type: ignore[union-attr]
-            response = client.post("/lockchain/verify", headers=auth(ADMIN_KEY))
-            receipt = client.get("/receipts", headers=auth(READ_KEY)).json()["receipts"][0]
+    with (
+        KnowledgeEngine(lockchain_path=tmp_path / "chain", journal_fsync=False) as engine,
+        make_client(engine) as client,
+    ):
+        post(client, ADD)
+        engine.anchorer.flush()  # type: ignore[union-attr]
+        response = client.post("/lockchain/verify", headers=auth(ADMIN_KEY))
+        receipt = client.get("/receipts", headers=auth(READ_KEY)).json()["receipts"][0]
 
     assert response.json()["ok"] is True, response.json()["summary"]
     assert receipt["seq"] == receipt["log_seq"] == 1
