@@ -8,12 +8,12 @@ client would cost more CPU than the server on a 2-core machine):
 2. fixed rates (open loop): requests started on a schedule, latency measured from the scheduled
    start, so a stalled server shows up as queueing delay, not as a lower rate.
 
-This file's name shadows the standard library's ``http`` when run as a script, so it uses no
-module that imports ``http`` (the server runs in its own process).
+Not named ``http.py``: in ``benchmarks/`` that name would shadow the standard library's ``http``
+for every other benchmark script (``http.client`` fails to import).
 
 Targets (issue 5): >= 1,000 transactions per second; p99 <= 10 ms at 500 per second.
 
-    python benchmarks/http.py [--seconds 5] [--rates 100,500,1000] [--connections 8]
+    python benchmarks/serve_http.py [--seconds 5] [--rates 100,500,1000] [--connections 8]
 """
 
 from __future__ import annotations
