@@ -8,6 +8,7 @@
     kgc lockchain rebuild DIR --store PATH        (see kgc.cli_backup)
     kgc backup create|verify|restore ...          (see kgc.cli_backup)
     kgc policy list|validate|activate|deactivate|rollback|keygen|sign ...  (see kgc.cli_policy)
+    kgc serve [--host ADDR] [--port PORT] [--config FILE]   (see kgc.server, docs/server.md)
 
 Errors that the user can fix (a missing file, RDF that does not parse) print one line naming the
 file, line and column, and exit with status 1; usage errors exit with status 2.
@@ -19,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kgc import cli_backup, cli_lockchain, cli_policy
+from kgc import cli_backup, cli_lockchain, cli_policy, cli_serve
 from kgc.cli_args import whole_number
 from kgc.cli_progress import StatusLine
 from kgc.config_sources import COMMAND_LINE_CONFIG
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lockchain.add_commands(commands)
     cli_backup.add_commands(commands)
     cli_policy.add_commands(commands)
+    cli_serve.add_commands(commands)
     return parser
 
 
@@ -84,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
             return cli_backup.run(args)
         if args.command == "policy":
             return cli_policy.run(args)
+        if args.command == "serve":
+            return cli_serve.run(args)
         return cli_lockchain.run(args) if args.command == "lockchain" else _demo(args)
     except RDFSyntaxError as exc:
         hint = " (--lenient accepts some invalid RDF)" if exc.line and not args.lenient else ""

@@ -208,11 +208,15 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=10 * _MIB, gt=0, description="Largest request body.")
     max_literal_bytes: int = Field(default=_MIB, gt=0, description="Largest literal in a delta.")
-    queue_high_watermark: int = Field(
-        default=100, gt=0, description="Queued writes at which kgc serve refuses more (503)."
+    queue_high_watermark: int | None = Field(
+        default=None,
+        gt=0,
+        description="Queued writes at which kgc serve answers 429 (default: 80% of capacity).",
     )
-    queue_low_watermark: int = Field(
-        default=50, ge=0, description="Queued writes at which it accepts again."
+    queue_low_watermark: int | None = Field(
+        default=None,
+        ge=0,
+        description="Queued writes below which it accepts again (default: 50% of capacity).",
     )
 
     @field_validator("log_level", "environment", mode="before")
@@ -245,12 +249,31 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _watermarks(self) -> Settings:
-        if self.queue_low_watermark >= self.queue_high_watermark:
+        high, low = self.high_watermark, self.low_watermark
+        if high > self.max_concurrency:
             raise ValueError(
-                f"queue_low_watermark ({self.queue_low_watermark}) must be below "
-                f"queue_high_watermark ({self.queue_high_watermark})"
+                f"queue_high_watermark ({high}) must not exceed max_concurrency "
+                f"({self.max_concurrency}), the queue's capacity"
+            )
+        if low >= high:
+            raise ValueError(
+                f"queue_low_watermark ({low}) must be below queue_high_watermark ({high})"
             )
         return self
+
+    @property
+    def high_watermark(self) -> int:
+        """Queue depth from which writes get 429 (``max_concurrency`` is the capacity)."""
+        if self.queue_high_watermark is not None:
+            return self.queue_high_watermark
+        return max(1, (self.max_concurrency * 4) // 5)
+
+    @property
+    def low_watermark(self) -> int:
+        """Depth below which writes are admitted again after the high watermark was reached."""
+        if self.queue_low_watermark is not None:
+            return self.queue_low_watermark
+        return min(self.high_watermark - 1, self.max_concurrency // 2)
 
     @property
     def active_lockchain_path(self) -> Path | None:

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyoxigraph as ox
 
@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 _EMPTY_STATE = StateDigest().hexdigest()
 HISTORY_SIZE = 1024
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -192,6 +193,19 @@ class TransactionManager:
                 names = [v.value for v in result.variables]
                 return [{n: row[n] for n in names if row[n] is not None} for row in result]
             return list(result)
+
+    def query_with(self, sparql: str, consume: Callable[[Any], T], **options: Any) -> T:
+        """Run a SPARQL query on a committed state and hand pyoxigraph's result to ``consume``
+        under the lock, to serialize it in one pass rather than materialize it.
+
+        ``options`` go to pyoxigraph's ``Store.query`` (``default_graph``, ``named_graphs``).
+        """
+        with self._lock.read():
+            try:
+                result = self.store.query(sparql, **options)
+            except SyntaxError as exc:
+                raise QuerySyntaxError(f"SPARQL query does not parse: {exc.msg}") from exc
+            return consume(result)
 
     # Writing --------------------------------------------------------------------------------
 

@@ -459,7 +459,7 @@ def test_server_keys_have_safe_defaults() -> None:
         False,
     )
     assert settings.api_key_roles() == {}
-    assert settings.queue_low_watermark < settings.queue_high_watermark
+    assert settings.low_watermark < settings.high_watermark <= settings.max_concurrency
 
 
 def test_api_keys_from_the_environment_and_a_file(
@@ -491,8 +491,10 @@ def test_a_bad_api_key_role_is_refused_without_echoing_the_key(
 
 
 def test_watermarks_out_of_order_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"queue_low_watermark \(100\) must be below"):
-        load_settings(queue_low_watermark=100, queue_high_watermark=100)
+    with pytest.raises(ConfigError, match=r"queue_low_watermark \(8\) must be below"):
+        load_settings(queue_low_watermark=8, queue_high_watermark=8)
+    with pytest.raises(ConfigError, match=r"queue_high_watermark \(11\) must not exceed"):
+        load_settings(queue_high_watermark=11)  # max_concurrency 10
 
 
 def test_an_unknown_keyword_is_refused() -> None:

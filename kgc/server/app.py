@@ -1,0 +1,83 @@
+"""``create_app``: the Starlette application of ``kgc serve`` (routes listed in ``ROUTES``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from kgc.engine import KnowledgeEngine
+from kgc.server import admin, health, receipts_routes, sparql, transactions
+from kgc.server.auth import KeyRing
+from kgc.server.errors import HANDLERS
+from kgc.server.settings import ServerSettings
+from kgc.server.state import AppState
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    text = resources.files("kgc.server").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+ROUTES = [
+    Route("/health", health.health, methods=["GET"]),
+    Route("/ready", health.ready, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/transactions", transactions.post_transaction, methods=["POST"]),
+    Route("/receipts", receipts_routes.list_receipts, methods=["GET"]),
+    Route("/receipts/stream", receipts_routes.stream_receipts, methods=["GET"]),
+    Route("/receipts/{receipt_id}", receipts_routes.get_receipt, methods=["GET"]),
+    Route("/sparql", sparql.sparql_endpoint, methods=["GET", "POST"]),
+    Route("/hooks", admin.list_hooks, methods=["GET"]),
+    Route("/hooks/{name}", admin.get_hook, methods=["GET"]),
+    Route("/hooks/{name}", admin.delete_hook, methods=["DELETE"]),
+    Route("/policy", admin.get_policy, methods=["GET"]),
+    Route("/policy/activate", admin.activate, methods=["POST"]),
+    Route("/policy/deactivate", admin.deactivate, methods=["POST"]),
+    Route("/policy/rollback", admin.rollback, methods=["POST"]),
+    Route("/lockchain/verify", admin.verify_lockchain, methods=["POST"]),
+]
+
+
+def create_app(
+    engine: KnowledgeEngine,
+    settings: ServerSettings | None = None,
+    *,
+    keys: KeyRing | None = None,
+    keepalive_s: float = 15.0,
+) -> Starlette:
+    """The app over ``engine``; the caller keeps ownership of the engine (and closes it)."""
+    settings = settings if settings is not None else ServerSettings()
+    keys = keys if keys is not None else KeyRing.from_settings(settings)
+    state = AppState(engine, settings, keys, keepalive_s=keepalive_s)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.receipts.bind(asyncio.get_running_loop())
+        engine.transactions.on_receipt.append(state.receipts.add)
+        try:
+            yield
+        finally:
+            state.receipts.close_streams()
+            engine.transactions.on_receipt.remove(state.receipts.add)
+            state.queue.close()
+
+    app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    app.state.kgc = state
+    return app

@@ -1,0 +1,75 @@
+"""HTTP errors: one JSON shape, ``{"error": message, "status": code}``, for every refusal.
+
+``HTTPError`` is raised by the routes; ``status_for`` maps kgc's own errors (``kgc.errors``) to a
+status: bad input is a 4xx naming the fault, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from kgc.errors import (
+    HookError,
+    InputError,
+    KGCError,
+    LockchainError,
+    PolicyPackError,
+    StoreError,
+    TransactionError,
+    UnknownHook,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class HTTPError(Exception):
+    """A refusal with a status, a message for the client and optional headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def status_for(exc: KGCError) -> int:
+    if isinstance(exc, UnknownHook):
+        return 404
+    if isinstance(exc, InputError):
+        return 400
+    if isinstance(exc, HookError | PolicyPackError):
+        return 409
+    if isinstance(exc, TransactionError):
+        return 503
+    if isinstance(exc, StoreError | LockchainError):
+        return 503
+    return 400
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def on_kgc_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KGCError)
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("Request failed: %s %s: %s", request.method, request.url.path, exc)
+    return error_response(status, str(exc))
+
+
+async def on_starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+HANDLERS = {HTTPError: on_http_error, KGCError: on_kgc_error, HTTPException: on_starlette_error}

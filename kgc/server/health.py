@@ -1,0 +1,156 @@
+"""``GET /health`` (liveness), ``GET /ready`` (readiness) and ``GET /metrics`` (Prometheus text).
+
+Liveness answers while the process runs. Readiness runs one check per part and answers 503 with
+the failures listed: the store (a count under the lock), the condition cache, observability and
+the effect sandbox (reported ``not configured`` until those modules exist), and the lockchain
+(its journal answers; a git anchorer that is retrying after an error is reported, not failed).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from kgc.hooks.cache import render_prometheus
+from kgc.server.state import AppState
+
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+async def health(request: Request) -> Response:
+    state: AppState = request.app.state.kgc
+    return JSONResponse(
+        {
+            "status": "healthy",
+            "timestamp": _now(),
+            "uptime": round(_uptime(state), 3),
+            "memory": memory(),
+        }
+    )
+
+
+async def ready(request: Request) -> Response:
+    state: AppState = request.app.state.kgc
+    results = await run_in_threadpool(run_checks, state)
+    failures = [f"{name}: {detail}" for name, (ok, detail) in results.items() if not ok]
+    checks = {name: detail for name, (_, detail) in results.items()}
+    body: dict[str, object] = {
+        "status": "not_ready" if failures else "ready",
+        "timestamp": _now(),
+        "checks": checks,
+    }
+    if failures:
+        body["failures"] = failures
+    return JSONResponse(body, status_code=503 if failures else 200)
+
+
+async def metrics(request: Request) -> Response:
+    return PlainTextResponse(metrics_text(request.app.state.kgc), media_type=PROMETHEUS)
+
+
+def metrics_text(state: AppState) -> str:
+    """Prometheus text for what the server knows (the telemetry module replaces this later)."""
+    queue = state.queue
+    lines: list[str] = []
+    cache = state.engine.transactions.cache
+    if cache is not None:
+        lines.append(render_prometheus(cache.stats()).rstrip("\n"))
+    gauges = (
+        ("kgc_queue_depth", "Writes admitted and not finished.", queue.depth),
+        ("kgc_queue_high_watermark", "Depth at which writes get 429.", queue.high),
+        ("kgc_queue_low_watermark", "Depth below which writes are admitted again.", queue.low),
+        ("kgc_queue_capacity", "Depth at which writes get 503.", queue.capacity),
+        ("kgc_receipt_stream_subscribers", "Live receipt streams.", state.receipts.subscribers),
+        ("kgc_system_memory_rss_bytes", "Resident memory of the process.", memory()["rss"]),
+    )
+    for name, text, value in gauges:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    lines += [
+        "# HELP kgc_transactions_total Transactions applied, by receipt status.",
+        "# TYPE kgc_transactions_total counter",
+    ]
+    counts = state.receipts.counts
+    for status in ("committed", "vetoed", "error", "timeout"):
+        lines.append(f'kgc_transactions_total{{status="{status}"}} {counts[status]}')
+    lines += [
+        "# HELP kgc_queue_rejected_total Writes refused by backpressure, by reason.",
+        "# TYPE kgc_queue_rejected_total counter",
+    ]
+    for reason, count in queue.rejected.items():
+        lines.append(f'kgc_queue_rejected_total{{reason="{reason}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
+def run_checks(state: AppState) -> dict[str, tuple[bool, str]]:
+    checks: dict[str, Callable[[AppState], str]] = {
+        "store": _store,
+        "cache": _cache,
+        "observability": lambda _: "not configured",
+        "sandbox": lambda _: "not configured",
+        "lockchain": _lockchain,
+    }
+    results: dict[str, tuple[bool, str]] = {}
+    for name, check in checks.items():
+        try:
+            results[name] = (True, check(state))
+        except Exception as exc:  # a readiness check reports every failure, whatever its kind
+            results[name] = (False, f"{type(exc).__name__}: {exc}")
+    return results
+
+
+def _store(state: AppState) -> str:
+    state.engine.query("ASK { }")
+    return "ok"
+
+
+def _cache(state: AppState) -> str:
+    cache = state.engine.transactions.cache
+    if cache is None or not cache.enabled:
+        return "disabled"
+    stats = cache.stats()
+    if stats.l2_errors:
+        return f"ok ({stats.l2_errors} second-level errors so far)"
+    return "ok"
+
+
+def _lockchain(state: AppState) -> str:
+    engine = state.engine
+    if engine.journal is None:
+        return "not configured"
+    engine.journal.next_seq()
+    anchorer = engine.anchorer
+    if anchorer is not None:
+        # Anchoring retries with backoff and never blocks a commit: a failure degrades, not fails.
+        if anchorer.last_error is not None:
+            return f"ok, but anchoring is retrying ({anchorer.last_error}); lag {anchorer.lag}"
+        return f"ok (anchoring lag {anchorer.lag})"
+    return "ok"
+
+
+def memory() -> dict[str, int]:
+    """Resident and peak memory of this process, in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak if sys.platform == "darwin" else peak * 1024
+    rss = peak
+    try:
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"rss": rss, "peak_rss": peak}
+
+
+def _uptime(state: AppState) -> float:
+    return time.monotonic() - state.started
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,76 @@
+"""Run the app under uvicorn: ``kgc serve`` (see ``kgc.cli_serve``).
+
+Settings come from ``kgc.config.load_settings`` (docs/configuration.md: the configuration file,
+the runbook's and ``KGC_*`` variables), with ``--host``/``--port`` above all. SIGTERM and SIGINT
+stop accepting connections, end live receipt streams, let admitted writes finish (up to
+``GRACE_S``), then close the engine (anchoring what is pending).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kgc.config import load_settings
+from kgc.server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+GRACE_S = 10
+
+
+def serve(config: Path | None = None, *, host: str | None = None, port: int | None = None) -> int:
+    """Build the engine and the app, and serve until a signal; the exit status."""
+    import uvicorn
+
+    from kgc.engine import KnowledgeEngine
+    from kgc.server.app import create_app
+
+    given: dict[str, object] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if config is not None:
+        given["config_file"] = config
+    engine_settings = load_settings(**given)
+    settings = ServerSettings.from_settings(engine_settings)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    engine = KnowledgeEngine(engine_settings)
+    try:
+        app = create_app(engine, settings)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                access_log=False,
+                timeout_graceful_shutdown=GRACE_S,
+            )
+        )
+        app.state.kgc.shutting_down = lambda: server.should_exit
+        logger.info("kgc serve on http://%s:%d", settings.host, settings.port)
+        with _signals_end_quietly():
+            server.run()
+    finally:
+        engine.close()
+    logger.info("kgc serve stopped")
+    return 0
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """Uvicorn handles SIGTERM/SIGINT, then re-raises them to the handlers it found. With the
+    default handlers that kills the process before the engine is closed (pending anchors lost);
+    these handlers let ``serve`` return, close the engine and exit 0."""
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    logger.info("kgc serve: signal %d, stopping", signum)

@@ -1,0 +1,294 @@
+"""In-process tests of the routes (Starlette's TestClient over a real engine)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from served import ADMIN_KEY, BAD_LABEL, READ_KEY, WRITE_KEY, auth, make_client, write_veto_hook
+from starlette.testclient import TestClient
+
+from kgc import KnowledgeEngine
+
+ADD = {"additions": ['<urn:a> <urn:p> "x" .']}
+
+
+def post(client: TestClient, body: object, key: str = WRITE_KEY) -> object:
+    return client.post("/transactions", json=body, headers=auth(key))
+
+
+def test_health_reports_status_uptime_and_memory(client: TestClient) -> None:
+    body = client.get("/health").json()
+
+    assert body["status"] == "healthy"
+    assert body["uptime"] >= 0
+    assert body["memory"]["rss"] > 0
+
+
+def test_ready_lists_every_check(client: TestClient) -> None:
+    response = client.get("/ready")
+
+    assert response.status_code == 200
+    assert set(response.json()["checks"]) == {
+        "store",
+        "cache",
+        "observability",
+        "sandbox",
+        "lockchain",
+    }
+
+
+def test_ready_answers_503_naming_a_failed_check(engine: KnowledgeEngine) -> None:
+    with make_client(engine) as client:
+        engine.store.close()  # the store is gone: readiness must say so, not crash
+        response = client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["failures"][0].startswith("store: ")
+
+
+def test_committed_transaction_returns_201_and_its_receipt(client: TestClient) -> None:
+    response = client.post("/transactions", json=ADD, headers=auth(WRITE_KEY))
+
+    receipt = response.json()
+    assert response.status_code == 201
+    assert receipt["committed"] is True
+    assert receipt["actor"].startswith("key-")
+    assert response.headers["location"] == f"/receipts/{receipt['id']}"
+    assert client.get(response.headers["location"], headers=auth(READ_KEY)).json() == receipt
+
+
+def test_vetoed_transaction_returns_409_and_changes_nothing(tmp_path: Path) -> None:
+    with KnowledgeEngine(hooks_path=write_veto_hook(tmp_path)) as engine:
+        before = engine.state_digest
+        with make_client(engine) as client:
+            body = {"additions": [f"<urn:a> <urn:p> {BAD_LABEL} ."]}
+            response = client.post("/transactions", json=body, headers=auth(WRITE_KEY))
+
+        assert response.status_code == 409
+        assert response.json()["status"] == "vetoed"
+        assert engine.state_digest == before
+        assert len(engine) == 0
+
+
+@pytest.mark.parametrize(
+    ("media", "body"),
+    [
+        ("application/n-quads", '<urn:a> <urn:p> "x" <urn:g> .\n'),
+        ("application/trig", '<urn:g> { <urn:a> <urn:p> "x" }'),
+        ("text/turtle", '<urn:a> <urn:p> "x" .'),
+        ("application/n-triples", '<urn:a> <urn:p> "x" .\n'),
+        ("application/rdf-patch", 'TX .\nA <urn:a> <urn:p> "x" .\nTC .\n'),
+    ],
+)
+def test_rdf_bodies_are_applied(client: TestClient, media: str, body: str) -> None:
+    headers = {**auth(WRITE_KEY), "Content-Type": media}
+
+    response = client.post("/transactions", content=body, headers=headers)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["additions"] == 1
+
+
+def test_rdf_patch_deletes_and_adds(client: TestClient, engine: KnowledgeEngine) -> None:
+    post(client, ADD)
+    patch = 'D <urn:a> <urn:p> "x" .\nA <urn:b> <urn:p> "y" .\n'
+    headers = {**auth(WRITE_KEY), "Content-Type": "application/rdf-patch"}
+
+    receipt = client.post("/transactions", content=patch, headers=headers).json()
+
+    assert (receipt["additions"], receipt["removals"]) == (1, 1)
+    assert engine.query("ASK { <urn:b> <urn:p> 'y' }") is True
+
+
+@pytest.mark.parametrize(
+    ("media", "body", "message"),
+    [
+        ("application/json", "{", "invalid JSON"),
+        ("application/json", '{"additions": 3}', "'additions' must be a list"),
+        ("application/json", '{"extra": []}', "unknown key"),
+        ("application/n-quads", "<urn:a> <urn:p> .", "line 1"),
+        ("application/rdf-patch", 'A <urn:a> <urn:p> "x" .\nQ x .', "patch line 2: unknown row"),
+        ("application/rdf-patch", "PA ex <urn:ex#> .", "prefix lines"),
+        ("application/rdf-patch", 'A <urn:a> <urn:p> "x" .\nA <urn:a> <urn:p', "patch line 2"),
+        ("application/rdf-patch", "TA .", "aborted"),
+        ("application/json", b'{"additions": ["\xff"]}', "not UTF-8"),
+    ],
+)
+def test_bad_bodies_get_400_naming_the_fault(
+    client: TestClient, engine: KnowledgeEngine, media: str, body: str | bytes, message: str
+) -> None:
+    headers = {**auth(WRITE_KEY), "Content-Type": media}
+
+    response = client.post("/transactions", content=body, headers=headers)
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert len(engine) == 0
+
+
+def test_unknown_content_type_gets_415(client: TestClient) -> None:
+    headers = {**auth(WRITE_KEY), "Content-Type": "text/plain"}
+
+    response = client.post("/transactions", content="x", headers=headers)
+
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+def test_oversized_body_gets_413_and_changes_nothing(engine: KnowledgeEngine) -> None:
+    with make_client(engine, max_body_bytes=1000) as client:
+        body = {"additions": [f'<urn:a{i}> <urn:p> "x" .' for i in range(100)]}
+        response = client.post("/transactions", json=body, headers=auth(WRITE_KEY))
+
+    assert response.status_code == 413
+    assert "max_body_bytes" in response.json()["error"]
+    assert len(engine) == 0
+
+
+def test_oversized_literal_gets_413_naming_it(engine: KnowledgeEngine) -> None:
+    with make_client(engine, max_literal_bytes=10) as client:
+        body = {"additions": ['<urn:a> <urn:p> "short" .', '<urn:a> <urn:p> "much too long" .']}
+        response = client.post("/transactions", json=body, headers=auth(WRITE_KEY))
+
+    assert response.status_code == 413
+    assert "additions[1]" in response.json()["error"]
+    assert len(engine) == 0
+
+
+def test_missing_key_gets_401_and_read_key_gets_403_on_write(client: TestClient) -> None:
+    anonymous = client.post("/transactions", json=ADD)
+    wrong = client.post("/transactions", json=ADD, headers=auth("not-a-key"))
+    reader = client.post("/transactions", json=ADD, headers=auth(READ_KEY))
+
+    assert (anonymous.status_code, wrong.status_code, reader.status_code) == (401, 401, 403)
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert "needs 'write'" in reader.json()["error"]
+
+
+def test_every_way_of_presenting_a_key_works(client: TestClient) -> None:
+    basic = ("anyone", READ_KEY)
+
+    assert client.get("/receipts", headers={"X-API-Key": READ_KEY}).status_code == 200
+    assert client.get("/receipts", headers=auth(READ_KEY)).status_code == 200
+    assert client.get("/receipts", auth=basic).status_code == 200
+
+
+def test_anonymous_writes_only_when_configured(engine: KnowledgeEngine) -> None:
+    with make_client(engine, api_keys=None, allow_anonymous_writes=True) as client:
+        response = client.post("/transactions", json=ADD)
+
+    assert response.status_code == 201
+    assert response.json()["actor"] == "anonymous"
+
+
+def test_without_keys_reads_are_open_and_writes_refused(engine: KnowledgeEngine) -> None:
+    with make_client(engine, api_keys=None) as client:
+        assert client.get("/receipts").status_code == 200
+        assert client.post("/transactions", json=ADD).status_code == 403
+
+
+def test_receipts_after_seq_pages_in_order(client: TestClient) -> None:
+    for index in range(5):
+        post(client, {"additions": [f'<urn:a> <urn:p> "{index}" .']})
+
+    page = client.get("/receipts?after=2&limit=2", headers=auth(READ_KEY)).json()
+
+    assert [r["log_seq"] for r in page["receipts"]] == [3, 4]
+    assert page["last"] == 4
+
+
+@pytest.mark.parametrize("query", ["after=-1", "after=x", "limit=0", "limit=5000"])
+def test_bad_receipt_paging_gets_400(client: TestClient, query: str) -> None:
+    assert client.get(f"/receipts?{query}", headers=auth(READ_KEY)).status_code == 400
+
+
+def test_unknown_receipt_gets_404(client: TestClient) -> None:
+    assert client.get("/receipts/nope", headers=auth(READ_KEY)).status_code == 404
+
+
+def test_sse_stream_replays_after_seq_then_ends_at_shutdown(engine: KnowledgeEngine) -> None:
+    with make_client(engine) as client:
+        post(client, ADD)
+        post(client, {"additions": ['<urn:b> <urn:p> "y" .']})
+        state = client.app.state.kgc  # type: ignore[attr-defined]
+        state.shutting_down = lambda: True  # the stream replays the backlog, then says goodbye
+        with client.stream("GET", "/receipts/stream?after=1", headers=auth(READ_KEY)) as stream:
+            text = "".join(stream.iter_text())
+
+    assert text.count("event: receipt") == 1
+    assert "id: 2\n" in text
+    assert "event: end" in text
+
+
+def test_metrics_export_queue_depth_and_transactions(client: TestClient) -> None:
+    post(client, ADD)
+
+    text = client.get("/metrics").text
+
+    assert "kgc_queue_depth 0" in text
+    assert "kgc_queue_high_watermark 8" in text
+    assert "kgc_queue_low_watermark 5" in text
+    assert 'kgc_transactions_total{status="committed"} 1' in text
+    assert "kgc_cache_hits_total" in text
+
+
+def test_hooks_are_listed_and_removed_by_admin_only(tmp_path: Path) -> None:
+    with (
+        KnowledgeEngine(hooks_path=write_veto_hook(tmp_path)) as engine,
+        make_client(engine) as client,
+    ):
+        listed = client.get("/hooks", headers=auth(READ_KEY)).json()["hooks"]
+        refused = client.delete("/hooks/no-bad", headers=auth(WRITE_KEY))
+        removed = client.delete("/hooks/no-bad", headers=auth(ADMIN_KEY))
+        again = client.delete("/hooks/no-bad", headers=auth(ADMIN_KEY))
+
+    assert [h["name"] for h in listed] == ["no-bad"]
+    assert (refused.status_code, removed.status_code, again.status_code) == (403, 200, 404)
+
+
+def test_policy_routes_refuse_paths_and_unknown_packs(client: TestClient) -> None:
+    path = client.post("/policy/activate", json={"packs": ["../etc"]}, headers=auth(ADMIN_KEY))
+    unknown = client.post("/policy/activate", json={"packs": ["nope"]}, headers=auth(ADMIN_KEY))
+    rollback = client.post("/policy/rollback", headers=auth(ADMIN_KEY))
+
+    assert path.status_code == 400
+    assert unknown.status_code == 404
+    assert rollback.status_code == 409
+    assert client.get("/policy", headers=auth(READ_KEY)).json()["active"] == []
+
+
+def test_lockchain_verify_without_lockchain_is_404(client: TestClient) -> None:
+    response = client.post("/lockchain/verify", headers=auth(ADMIN_KEY))
+
+    assert response.status_code == 404
+
+
+def test_lockchain_verify_reports_ok(tmp_path: Path) -> None:
+    with (
+        KnowledgeEngine(lockchain_path=tmp_path / "chain", journal_fsync=False) as engine,
+        make_client(engine) as client,
+    ):
+        post(client, ADD)
+        engine.anchorer.flush()  # type: ignore[union-attr]
+        response = client.post("/lockchain/verify", headers=auth(ADMIN_KEY))
+        receipt = client.get("/receipts", headers=auth(READ_KEY)).json()["receipts"][0]
+
+    assert response.json()["ok"] is True, response.json()["summary"]
+    assert receipt["seq"] == receipt["log_seq"] == 1
+
+
+def test_openapi_document_names_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+
+    routes = {route.path for route in client.app.routes}  # type: ignore[attr-defined]
+    assert routes == set(paths)
+
+
+def test_unknown_route_and_method_are_json_errors(client: TestClient) -> None:
+    missing = client.get("/nope")
+    method = client.put("/transactions", headers=auth(WRITE_KEY))
+
+    assert (missing.status_code, method.status_code) == (404, 405)
+    assert json.loads(missing.text)["status"] == 404
