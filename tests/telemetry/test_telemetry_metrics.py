@@ -1,4 +1,4 @@
-"""``kgc.telemetry.metrics``: the runbook's series, parsed, present, and moving with transactions."""
+"""``kgc.telemetry.metrics``: the runbook's series parse, are present and move with transactions."""
 
 from __future__ import annotations
 
@@ -200,6 +200,7 @@ def test_record_error_counts_a_server_error_kind() -> None:
 
 def test_memory_usage_is_rss_over_the_limit() -> None:
     rss, source = process_rss_bytes()
+    assert source == "/proc/self/statm"
     assert rss > 1 << 20
     metrics = Metrics(memory_limit_bytes=rss * 4, memory_log_interval_s=None)
     text = metrics.render()
