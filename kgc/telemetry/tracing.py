@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -44,15 +45,20 @@ TRACER_NAME = "kgc"
 DEFAULT_SERVICE_NAME = "kgc-sidecar"
 DEFAULT_SERVICE_VERSION = "0.1.0"
 EXPORT_TIMEOUT_S = 5.0
+RECHECK_S = 1.0
 TRACES_PATH = "/v1/traces"
 _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 class _Chosen:
-    """The provider ``use_provider`` chose, and its tracer."""
+    """The provider ``use_provider`` chose and its tracer; the global SDK tracer once found."""
 
     provider: trace.TracerProvider | None = None
     tracer: trace.Tracer | None = None
+    global_tracer: trace.Tracer | None = None
+    # Until then, no global SDK provider: asking OpenTelemetry costs about 1 us (it reads
+    # os.environ), so the answer is kept for RECHECK_S.
+    recheck_at = 0.0
 
 
 class _NoSpan(contextlib.AbstractContextManager[None]):
@@ -76,13 +82,25 @@ def use_provider(provider: trace.TracerProvider | None) -> None:
 
 
 def tracer() -> trace.Tracer | None:
-    """The tracer kgc's spans go to, or ``None`` when no SDK is configured anywhere."""
+    """The tracer kgc's spans go to, or ``None`` when no SDK is configured anywhere.
+
+    A global provider set by the host (``trace.set_tracer_provider``) is noticed within
+    ``RECHECK_S`` seconds; ``configure_tracing`` and ``use_provider`` take effect at once.
+    """
     if _Chosen.tracer is not None:
         return _Chosen.tracer
+    if _Chosen.global_tracer is not None:
+        return _Chosen.global_tracer
+    now = time.monotonic()
+    if now < _Chosen.recheck_at:
+        return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, _NO_SDK):
+        _Chosen.recheck_at = now + RECHECK_S
         return None
-    return provider.get_tracer(TRACER_NAME)
+    # OpenTelemetry's global provider is set once per process: keep its tracer.
+    _Chosen.global_tracer = provider.get_tracer(TRACER_NAME)
+    return _Chosen.global_tracer
 
 
 def span(
@@ -95,6 +113,9 @@ def span(
     current = tracer()
     if current is None:
         return _NO_SPAN
+    parent = trace.get_current_span()
+    if parent.get_span_context().is_valid and not parent.is_recording():
+        return _NO_SPAN  # the parent was not sampled; a child would not be either (ParentBased)
     return current.start_as_current_span(name, attributes=attributes)
 
 
