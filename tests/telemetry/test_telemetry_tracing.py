@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -319,3 +321,54 @@ def test_export_recovery_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert any(m.startswith("Trace export failed") for m in messages)
     assert "Trace export recovered" in messages
     assert [s.name for _, _, s in received.spans()] == ["kgc.transaction"]
+
+
+# OpenTelemetry's global provider is set once per process: these run in a process of their own.
+
+GLOBAL_BY_HOST = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from kgc import Delta, KnowledgeEngine
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+with KnowledgeEngine() as engine:
+    engine.apply(Delta.from_text('<urn:a> <urn:p> "1" .'))
+print(sorted(s.name for s in exporter.get_finished_spans()))
+"""
+
+GLOBAL_BY_CONFIGURE = """
+from opentelemetry import trace
+from kgc import Delta, KnowledgeEngine
+from kgc.telemetry import configure_tracing
+
+provider = configure_tracing(enabled=True, endpoint="{url}", service_name="kgc-global")
+assert trace.get_tracer_provider() is provider
+with KnowledgeEngine() as engine:
+    engine.apply(Delta.from_text('<urn:a> <urn:p> "1" .'))
+provider.force_flush(10_000)
+provider.shutdown()
+"""
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_global_provider_set_by_the_host_receives_kgc_spans() -> None:
+    done = _python(GLOBAL_BY_HOST)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['kgc.transaction']"
+
+
+def test_configure_tracing_installs_the_global_provider() -> None:
+    with otlp_receiver() as (url, received):
+        done = _python(GLOBAL_BY_CONFIGURE.format(url=url))
+    assert done.returncode == 0, done.stderr
+    assert [(svc, s.name) for svc, _, s in received.spans()] == [("kgc-global", "kgc.transaction")]
