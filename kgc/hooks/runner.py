@@ -63,6 +63,7 @@ def judge(hook: Hook, ctx: EvalContext, evaluate: Evaluate, lend: Lend) -> Outco
     with tracing.span("kgc.hook", {"kgc.hook": hook.name, "kgc.phase": hook.phase}) as span:
         outcome = _judge_outcome(hook, ctx, evaluate, lend)
         tracing.verdict_reached(span, outcome.verdict)
+        _log_timeout(outcome.verdict)
         return outcome
 
 
@@ -90,6 +91,7 @@ def finish(outcome: Outcome, lend: Lend) -> Outcome:
     with tracing.span("kgc.effect", {"kgc.hook": outcome.hook.name}) as span:
         outcome = _finish(outcome, lend)
         tracing.verdict_reached(span, outcome.verdict)
+        _log_timeout(outcome.verdict)
         return outcome
 
 
@@ -109,6 +111,17 @@ def _finish(outcome: Outcome, lend: Lend) -> Outcome:
             verdict, reason = "error", f"{type(exc).__name__}: {exc}"
         outcome = _done(hook, verdict, outcome.result, reason, t, outcome.context)
     return _call_after(outcome, lend)
+
+
+def _log_timeout(verdict: HookVerdict) -> None:
+    # Errors are logged where they are caught; a timeout is known only from the verdict.
+    if verdict.verdict == "timeout":
+        logger.warning(
+            "Hook execution failed: %s: timeout: %s",
+            verdict.hook,
+            verdict.reason,
+            extra={"hook": verdict.hook, "phase": verdict.phase},
+        )
 
 
 def _inline(hook: Hook, ctx: EvalContext, evaluate: Evaluate) -> tuple[str, Any, str]:

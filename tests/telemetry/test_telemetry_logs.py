@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,15 @@ def test_the_library_installs_no_handler() -> None:
     with KnowledgeEngine() as engine:
         engine.apply(_delta(1))
     assert logging.getLogger("kgc").handlers == []
+
+
+def test_a_hook_timeout_is_logged_as_a_hook_execution_failure(kgc_log: Path) -> None:
+    with KnowledgeEngine() as engine:
+        engine.hooks.register(
+            Hook("sleepy", SparqlAsk("ASK {}"), run=lambda e: time.sleep(0.2), timeout_ms=20)
+        )
+        assert engine.apply(_delta(1)).status == "timeout"
+    [entry] = [e for e in _lines(kgc_log) if e["message"].startswith("Hook execution failed")]
+    assert entry["message"].startswith("Hook execution failed: sleepy: timeout:")
+    assert (entry["hook"], entry["phase"], entry["level"]) == ("sleepy", "pre", "WARNING")
+    assert any(e["message"].startswith("Transaction failed") for e in _lines(kgc_log))
