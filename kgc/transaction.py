@@ -62,6 +62,7 @@ from kgc.rdf.digest import StateDigest, delta_digests
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX, quad_line
 from kgc.receipt import Receipt, Status
 from kgc.store.base import Store
+from kgc.telemetry import tracing
 
 if TYPE_CHECKING:
     from kgc.lockchain.journal import Journal
@@ -223,6 +224,23 @@ class TransactionManager:
             raise InputError(f"apply() takes a Delta, got {type(delta).__name__}")
         if not isinstance(actor, str) or not actor.strip():
             raise InputError("apply() needs a non-empty actor")
+        with tracing.span("kgc.transaction", {"kgc.actor": actor}) as span:
+            try:
+                receipt = self._apply(delta, actor, timeout_ms)
+            except Exception as exc:
+                logger.error(
+                    "Transaction failed: by %s, raised %s: %s",
+                    actor,
+                    type(exc).__name__,
+                    exc,
+                    extra={"actor": actor},
+                )
+                raise
+            tracing.transaction_ended(span, receipt)
+        self._announce(receipt)
+        return receipt
+
+    def _apply(self, delta: Delta, actor: str, timeout_ms: float | None) -> Receipt:
         with self._lock.write():
             tx = _Tx(delta, actor, self.hooks.snapshot(), self._state_hex)
             tx.budget_ms = self.timeout_ms if timeout_ms is None else timeout_ms
@@ -233,7 +251,6 @@ class TransactionManager:
             receipt = self._seal(self._receipt(tx), tx)
         if tx.status == "committed" and tx.fired_post:
             receipt = self._run_post(tx, receipt)
-        self._announce(receipt)
         return receipt
 
     def _intent(self, tx: _Tx) -> None:
@@ -464,6 +481,15 @@ class TransactionManager:
 
     def _announce(self, receipt: Receipt) -> None:
         logger.debug("transaction %s by %s: %s", receipt.id, receipt.actor, receipt.status)
+        if receipt.status in ("error", "timeout"):
+            logger.warning(
+                "Transaction failed: %s by %s refused (%s): %s",
+                receipt.id,
+                receipt.actor,
+                receipt.status,
+                receipt.error,
+                extra={"receipt_id": receipt.id, "actor": receipt.actor, "status": receipt.status},
+            )
         for listener in self.on_receipt:
             try:
                 listener(receipt)

@@ -15,6 +15,7 @@ the proposed state); once abandoned, its reads wait for the lock like anyone's.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from kgc.hooks.model import (
     VerdictKind,
     Veto,
 )
+from kgc.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 Lend = Callable[[int], AbstractContextManager[None]]
@@ -58,6 +60,14 @@ def plain_evaluate(hook: Hook, ctx: EvalContext) -> ConditionResult:
 def judge(hook: Hook, ctx: EvalContext, evaluate: Evaluate, lend: Lend) -> Outcome:
     """Call ``before`` and evaluate the condition; for a pre-commit hook, decide (``run``) and
     call ``after`` too. A post-commit hook's ``run`` and ``after`` wait for ``finish``."""
+    with tracing.span("kgc.hook", {"kgc.hook": hook.name, "kgc.phase": hook.phase}) as span:
+        outcome = _judge_outcome(hook, ctx, evaluate, lend)
+        tracing.verdict_reached(span, outcome.verdict)
+        _log_timeout(outcome.verdict)
+        return outcome
+
+
+def _judge_outcome(hook: Hook, ctx: EvalContext, evaluate: Evaluate, lend: Lend) -> Outcome:
     t = time.perf_counter()
     if hook.before is None and hook.after is None and (hook.run is None or hook.phase == "post"):
         verdict, result, reason = _inline(hook, ctx, evaluate)
@@ -78,6 +88,14 @@ def judge(hook: Hook, ctx: EvalContext, evaluate: Evaluate, lend: Lend) -> Outco
 
 def finish(outcome: Outcome, lend: Lend) -> Outcome:
     """After the commit: a fired post-commit hook's ``run``, then its ``after``."""
+    with tracing.span("kgc.effect", {"kgc.hook": outcome.hook.name}) as span:
+        outcome = _finish(outcome, lend)
+        tracing.verdict_reached(span, outcome.verdict)
+        _log_timeout(outcome.verdict)
+        return outcome
+
+
+def _finish(outcome: Outcome, lend: Lend) -> Outcome:
     hook, t = outcome.hook, time.perf_counter()
     fired = outcome.result is not None and outcome.result.fired
     if fired and outcome.verdict.verdict == "pass" and hook.run is not None:
@@ -95,6 +113,17 @@ def finish(outcome: Outcome, lend: Lend) -> Outcome:
     return _call_after(outcome, lend)
 
 
+def _log_timeout(verdict: HookVerdict) -> None:
+    # Errors are logged where they are caught; a timeout is known only from the verdict.
+    if verdict.verdict == "timeout":
+        logger.warning(
+            "Hook execution failed: %s: timeout: %s",
+            verdict.hook,
+            verdict.reason,
+            extra={"hook": verdict.hook, "phase": verdict.phase},
+        )
+
+
 def _inline(hook: Hook, ctx: EvalContext, evaluate: Evaluate) -> tuple[str, Any, str]:
     try:
         return _judge(hook, ctx, evaluate)
@@ -108,7 +137,10 @@ def _judge(hook: Hook, ctx: EvalContext, evaluate: Evaluate) -> tuple[str, Any, 
         answer = hook.before(BeforeEvent(hook, ctx))
         if isinstance(answer, Cancel):
             return "cancelled", None, answer.reason or f"hook {hook.name!r} cancelled"
-    result = evaluate(hook, ctx)
+    with tracing.span("kgc.condition", {"kgc.hook": hook.name, "kgc.kind": hook.when.kind}) as span:
+        result = evaluate(hook, ctx)
+        if span is not None:
+            span.set_attribute("kgc.fired", bool(result.fired))
     if not result.fired or hook.phase == "post":
         return "pass", result, ""
     if hook.run is None:
@@ -145,11 +177,12 @@ def _bounded(func: Callable[[], Any], budget_s: float, lend: Lend) -> Any:
     """``func()`` on a watchdog thread, waiting at most ``budget_s``; its exception is re-raised."""
     box: dict[str, Any] = {}
     ready = threading.Event()
+    run = contextvars.copy_context().run  # the caller's current span, on the watchdog thread
 
     def target() -> None:
         ready.wait()
         try:
-            box["value"] = func()
+            box["value"] = run(func)
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 

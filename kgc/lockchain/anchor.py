@@ -52,6 +52,7 @@ from kgc.lockchain.layout import (
 from kgc.lockchain.records import public_key_id
 from kgc.lockchain.signing import SigningKey
 from kgc.lockchain.tail import JournalReceipt, JournalTail
+from kgc.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,10 @@ class Anchorer:
                 while self._pending:
                     if not partial and len(self._pending) < self.batch_size:
                         break
-                    self._commit(self._pending[: self.batch_size])
+                    batch = self._pending[: self.batch_size]
+                    with tracing.span("kgc.anchor", tracing.batch_attributes(batch)) as span:
+                        self._commit(batch)
+                        tracing.anchored(span, self._state.last_seq, self._state.head)
             except BaseException:
                 self._repo = None  # reopened on the next attempt: libgit2 may hold stale state
                 raise
