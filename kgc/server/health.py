@@ -19,7 +19,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from kgc.hooks.cache import render_prometheus
 from kgc.server.state import AppState
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -57,29 +56,17 @@ async def metrics(request: Request) -> Response:
 
 
 def metrics_text(state: AppState) -> str:
-    """Prometheus text for what the server knows (the telemetry module replaces this later)."""
+    """Prometheus text: the engine's series (``kgc.telemetry.Metrics``: latency, hooks, errors,
+    memory, cache, queue) and what only the server knows (capacity, streams, refusals)."""
     queue = state.queue
-    lines: list[str] = []
-    cache = state.engine.transactions.cache
-    if cache is not None:
-        lines.append(render_prometheus(cache.stats()).rstrip("\n"))
+    state.metrics.set_queue(queue.depth, queue.high, queue.low)
+    lines = [state.metrics.render().rstrip("\n")]
     gauges = (
-        ("kgc_queue_depth", "Writes admitted and not finished.", queue.depth),
-        ("kgc_queue_high_watermark", "Depth at which writes get 429.", queue.high),
-        ("kgc_queue_low_watermark", "Depth below which writes are admitted again.", queue.low),
         ("kgc_queue_capacity", "Depth at which writes get 503.", queue.capacity),
         ("kgc_receipt_stream_subscribers", "Live receipt streams.", state.receipts.subscribers),
-        ("kgc_system_memory_rss_bytes", "Resident memory of the process.", memory()["rss"]),
     )
     for name, text, value in gauges:
         lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
-    lines += [
-        "# HELP kgc_transactions_total Transactions applied, by receipt status.",
-        "# TYPE kgc_transactions_total counter",
-    ]
-    counts = state.receipts.counts
-    for status in ("committed", "vetoed", "error", "timeout"):
-        lines.append(f'kgc_transactions_total{{status="{status}"}} {counts[status]}')
     lines += [
         "# HELP kgc_queue_rejected_total Writes refused by backpressure, by reason.",
         "# TYPE kgc_queue_rejected_total counter",

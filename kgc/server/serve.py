@@ -27,15 +27,15 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
 
     from kgc.engine import KnowledgeEngine
     from kgc.server.app import create_app
+    from kgc.telemetry import configure_logging, configure_tracing
 
     given: dict[str, object] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if config is not None:
         given["config_file"] = config
     engine_settings = load_settings(**given)
     settings = ServerSettings.from_settings(engine_settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(engine_settings.python_log_level)  # JSON lines, the runbook's messages
+    configure_tracing(engine_settings)  # the OTLP exporter when observability is configured
     engine = KnowledgeEngine(engine_settings)
     try:
         app = create_app(engine, settings)

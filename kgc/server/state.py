@@ -14,6 +14,7 @@ from kgc.server.backpressure import WriteQueue
 from kgc.server.errors import HTTPError
 from kgc.server.receipts import ReceiptLog
 from kgc.server.settings import ServerSettings
+from kgc.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class AppState:
             settings.max_concurrency, settings.high_watermark, settings.low_watermark
         )
         self.receipts = ReceiptLog()
+        self.metrics = Metrics().attach(engine)
         self.started = time.monotonic()
         self.keepalive_s = keepalive_s
         # Set by ``kgc serve`` to the server's "exit requested" flag, so live streams end.

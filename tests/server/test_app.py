@@ -228,8 +228,8 @@ def test_metrics_export_queue_depth_and_transactions(client: TestClient) -> None
     text = client.get("/metrics").text
 
     assert "kgc_queue_depth 0" in text
-    assert "kgc_queue_high_watermark 8" in text
-    assert "kgc_queue_low_watermark 5" in text
+    assert "kgc_queue_watermark_high 8" in text
+    assert "kgc_queue_watermark_low 5" in text
     assert 'kgc_transactions_total{status="committed"} 1' in text
     assert "kgc_cache_hits_total" in text
 
