@@ -18,14 +18,14 @@ import logging
 import pyoxigraph as ox
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from kgc.rdf.delta import Delta
 from kgc.receipt import Receipt
 from kgc.server.errors import HTTPError
 from kgc.server.patch import MEDIA_TYPES as PATCH_TYPES
 from kgc.server.patch import parse_patch
-from kgc.server.receipts_routes import receipt_body
+from kgc.server.receipts import Entry
 from kgc.server.state import AppState, decode, read_body
 
 logger = logging.getLogger(__name__)
@@ -57,18 +57,23 @@ async def post_transaction(request: Request) -> Response:
         return state.engine.apply(delta, actor=principal.name)
 
     receipt = await state.queue.submit(work)
-    entry = state.receipts.get(receipt.id)
-    data = receipt_body(entry) if entry is not None else receipt.to_dict()
-    status = 201 if data["committed"] else 409
+    # The log's entry holds the receipt's JSON (with log_seq); a receipt the log has already
+    # dropped (a flood past its capacity) is serialized here.
+    entry = state.receipts.get(receipt.id) or Entry.of(0, receipt)
     logger.info(
         "Transaction %s: %s by %s (+%d -%d)",
-        data["id"],
-        data["status"],
+        entry.id,
+        entry.status,
         principal.name,
-        data["additions"],
-        data["removals"],
+        entry.additions,
+        entry.removals,
     )
-    return JSONResponse(data, status_code=status, headers={"Location": f"/receipts/{data['id']}"})
+    return Response(
+        entry.text,
+        status_code=201 if entry.committed else 409,
+        media_type="application/json",
+        headers={"Location": f"/receipts/{entry.id}"},
+    )
 
 
 def _intake(state: AppState, media: str, body: bytes) -> Delta:
