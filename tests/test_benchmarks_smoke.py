@@ -72,3 +72,19 @@ def test_quick_hook_benchmark_prints_its_tables() -> None:
     per_minute = next(line for line in out.splitlines() if line.startswith("evaluations per"))
     assert _figures(per_minute.split(":", 1)[1])[0] > 0
     assert "SHACL rows: left out (--no-shacl)" in out
+
+
+def test_http_benchmark_serves_and_prints_both_targets() -> None:
+    """``python benchmarks/http.py`` (the issue's name) starts kgc serve and drives it."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "http.py"), "--seconds", "0.5", "--rates", "50,500"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "target >= 1,000" in done.stdout
+    assert "target p99 <= 10 ms" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.strip().startswith(("50 ", "500 "))]
+    assert len(rows) == 2 and all(line.split()[-1] in ("0", "meets", "MISSES") for line in rows)
