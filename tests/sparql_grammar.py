@@ -129,7 +129,8 @@ def verb(draw: Draw) -> Tokens:
         return draw(path())
     if kind == "var":
         return [str(draw(st.sampled_from(VARS)))]
-    return [_spell(draw, str(draw(st.sampled_from(PREDICATES))))]
+    modifier = draw(st.sampled_from(("", "", "", "", "", "*", "?", "+")))
+    return [_spell(draw, str(draw(st.sampled_from(PREDICATES)))) + modifier]
 
 
 @st.composite
@@ -391,8 +392,10 @@ def prologue() -> Tokens:
 
 @st.composite
 def query(draw: Draw, form: str, depth: int = 2) -> Query:
-    """A whole ASK or SELECT query, rendered."""
+    """A whole ASK or SELECT query, rendered; plain ones are often small."""
     head = prologue()
+    if not draw(WILD):
+        depth = draw(st.integers(0, depth))
     if form == "ASK":
         keyword = ["WHERE"] if draw(st.booleans()) else []
         body: Tokens = ["ASK", *draw(_dataset()), *keyword, *draw(group(depth))]

@@ -37,7 +37,7 @@ from kgc.receipt import Receipt
 from kgc.store.base import Store
 from kgc.transaction import TransactionManager
 
-EXAMPLES = int(os.environ.get("KGC_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("KGC_FUZZ_EXAMPLES", "400"))
 # CI replays the same examples; a longer local run explores new ones each time.
 DERANDOMIZE = "KGC_FUZZ_EXAMPLES" not in os.environ
 PARSED: Counter[str] = Counter()  # "ok" / "rejected": how often the grammar's queries parse
