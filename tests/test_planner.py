@@ -492,3 +492,13 @@ def test_a_graph_variable_is_not_answered_from_before_a_channel_was_registered()
         hooks.register(late)
         vetoed_by.append(manager.apply(add, "t").vetoed_by)
     assert vetoed_by == [["no-p0", "per-graph"]] * 2
+
+
+def test_an_anchored_combination_reports_an_erroring_child_that_has_a_footprint() -> None:
+    # The test above still passes with its fix taken out: VALUES makes that child unanalysable,
+    # so the combination is always evaluated. This child has a footprint, and errors on "x".
+    bad = Threshold("SELECT ?v WHERE { ?s <urn:ex:q> ?v }", "sum", "v", ">", 0)
+    anchored = SparqlAsk(f"ASK {{ GRAPH {ADD} {{ ?x <urn:ex:feeds> ?x }} }}")
+    assert _agree([Combinator("all", (bad, anchored))], ['<urn:ex:a> <urn:ex:q> "x" .']) == [
+        "error"
+    ]
