@@ -306,7 +306,9 @@ class TransactionManager:
             tx.proposed.update(*tx.delta_lines())
         evaluate = self._evaluator(tx)
         pre, post = selection.hooks("pre"), selection.hooks("post")
-        views = Views(self._context(tx), [*pre, *post])
+        # Every channel's copies of the delta graphs, not only the selected hooks' ones: a query
+        # without a channel can see them through GRAPH ?g, so they must not depend on the plan.
+        views = Views(self._context(tx), [*tx.snapshot.pre, *tx.snapshot.post])
         # Only conditions read the delta graphs. Staging them when no hook is evaluated would
         # cost a bulk load twice, and pyoxigraph's in-memory store keeps removed quads as dead
         # index entries that every later scan of those graphs walks through.

@@ -358,12 +358,14 @@ def test_cache_answers_conditions_whose_data_did_not_change(shared: Path) -> Non
 
 def _agree(conditions: list[object], deltas: list[str]) -> list[str]:
     """Apply ``deltas`` through a planning, caching manager and a ``plan=False`` one from an
-    empty store; require the same status every time and return the statuses."""
+    empty store; require the same status every time and return the statuses. ``conditions`` may
+    hold whole hooks, registered as they are."""
     managers = []
     for plan in (True, False):
         hooks = HookManager()
         for i, condition in enumerate(conditions):
-            hooks.register(Hook(f"h{i}", condition))  # type: ignore[arg-type]
+            hook = condition if isinstance(condition, Hook) else Hook(f"h{i}", condition)  # type: ignore[arg-type]
+            hooks.register(hook)
         cache = ConditionCache(100) if plan else None
         managers.append(TransactionManager(OxigraphStore(), hooks, plan=plan, cache=cache))
     statuses = []
@@ -458,3 +460,45 @@ def test_an_emptied_named_graph_is_gone_so_cached_results_stay_true() -> None:
             ]
         )
         assert list(store.raw.named_graphs()) == []
+
+
+# Regressions found by tests/test_planner_fuzz.py.
+
+
+def test_a_skipped_channel_hook_does_not_change_what_graph_variables_see() -> None:
+    # Each channel has its own copies of the delta graphs, visible to a query without a channel
+    # through GRAPH ?g; they were staged only for the hooks the planner selected.
+    per_graph = Count("SELECT ?g WHERE { GRAPH ?g { ?x <urn:ex:p0> ?y } }", ">", 1)
+    default_only = Hook(
+        "default-only", SparqlAsk("ASK { ?x <urn:ex:p3> ?y }"), channel=Channel(("default",))
+    )
+    deltas = ["<urn:ex:a> <urn:ex:q> <urn:ex:b> .", "<urn:ex:a> <urn:ex:p0> <urn:ex:b> ."]
+    assert _agree([per_graph, default_only], deltas) == ["committed", "vetoed"]
+
+
+def test_a_graph_variable_is_not_answered_from_before_a_channel_was_registered() -> None:
+    # The same transition retried after a channel hook was registered: GRAPH ?g now also sees
+    # that channel's copies of the delta graphs, which the cache's version does not name.
+    per_graph = Count("SELECT ?g WHERE { GRAPH ?g { ?x <urn:ex:p0> ?y } }", ">", 1)
+    late = Hook("late", SparqlAsk("ASK { ?x <urn:ex:p3> ?y }"), channel=Channel(("default",)))
+    add = Delta.from_text("<urn:ex:a> <urn:ex:p0> <urn:ex:b> .")
+    vetoed_by = []
+    for cache in (ConditionCache(10), None):
+        hooks = HookManager()
+        hooks.register(Hook("per-graph", per_graph))
+        hooks.register(Hook("no-p0", SparqlAsk("ASK { ?x <urn:ex:p0> ?y }")))
+        manager = TransactionManager(OxigraphStore(), hooks, cache=cache)
+        assert manager.apply(add, "t").vetoed_by == ["no-p0"]
+        hooks.register(late)
+        vetoed_by.append(manager.apply(add, "t").vetoed_by)
+    assert vetoed_by == [["no-p0", "per-graph"]] * 2
+
+
+def test_an_anchored_combination_reports_an_erroring_child_that_has_a_footprint() -> None:
+    # The test above still passes with its fix taken out: VALUES makes that child unanalysable,
+    # so the combination is always evaluated. This child has a footprint, and errors on "x".
+    bad = Threshold("SELECT ?v WHERE { ?s <urn:ex:q> ?v }", "sum", "v", ">", 0)
+    anchored = SparqlAsk(f"ASK {{ GRAPH {ADD} {{ ?x <urn:ex:feeds> ?x }} }}")
+    assert _agree([Combinator("all", (bad, anchored))], ['<urn:ex:a> <urn:ex:q> "x" .']) == [
+        "error"
+    ]

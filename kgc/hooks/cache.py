@@ -45,6 +45,9 @@ _PURE_KINDS = frozenset({"sparql-ask", "sparql-select", "shacl", "count", "thres
 _COMBINATOR_KINDS = frozenset({"all", "any", "not", "at-least-k"})
 # SPARQL that reads the clock, draws random values or leaves the store.
 _IMPURE_SPARQL = re.compile(r"\b(?:NOW|RAND|UUID|STRUUID)\s*\(|\bSERVICE\b", re.IGNORECASE)
+# GRAPH with a variable name: without a channel it also sees every channel's copies of the delta
+# graphs, which depend on the hooks registered, not only on the data the version names.
+_GRAPH_VARIABLE = re.compile(r"\bGRAPH(?:\s|#[^\n]*)*[?$]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -314,8 +317,9 @@ def cacheable(condition: Condition) -> bool:
     """Whether ``condition``'s result depends only on its digest and the data it reads.
 
     Conservative: ``window`` conditions (which read the clock, the actor and the history),
-    kinds kgc does not define, and queries that call NOW(), RAND(), UUID(), STRUUID() or use
-    SERVICE are not cacheable; neither is a combinator holding one of them.
+    kinds kgc does not define, queries that call NOW(), RAND(), UUID(), STRUUID() or use
+    SERVICE, and queries with a ``GRAPH ?variable`` are not cacheable; neither is a combinator
+    holding one of them.
     """
     kind = condition.kind
     if kind in _COMBINATOR_KINDS:
@@ -323,7 +327,8 @@ def cacheable(condition: Condition) -> bool:
         return bool(children) and all(cacheable(c) for c in children)
     if kind not in _PURE_KINDS or getattr(condition, "reads_history", False):
         return False
-    return kind == "delta" or not _IMPURE_SPARQL.search(condition.text)
+    text = condition.text
+    return kind == "delta" or not (_IMPURE_SPARQL.search(text) or _GRAPH_VARIABLE.search(text))
 
 
 def render_prometheus(stats: CacheStats) -> str:
