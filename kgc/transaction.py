@@ -308,7 +308,7 @@ class TransactionManager:
         pre, post = selection.hooks("pre"), selection.hooks("post")
         # Every channel's copies of the delta graphs, not only the selected hooks' ones: a query
         # without a channel can see them through GRAPH ?g, so they must not depend on the plan.
-        views = Views(self._context(tx), [*tx.snapshot.pre, *tx.snapshot.post])
+        views = Views(self._context(tx), tx.snapshot.plan.channels)
         # Only conditions read the delta graphs. Staging them when no hook is evaluated would
         # cost a bulk load twice, and pyoxigraph's in-memory store keeps removed quads as dead
         # index entries that every later scan of those graphs walks through.

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 from kgc.hooks.footprint import RDF_TYPE_IRI, Anchor, Footprint, anchor_of, footprint_of, matches
-from kgc.hooks.model import Hook, HookVerdict
+from kgc.hooks.model import Channel, Hook, HookVerdict
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Plan:
     # a quad matching their anchor, and otherwise quiet whatever the graph holds.
     anchored: dict[str, tuple[tuple[int, Anchor], ...]] = field(default_factory=dict)
     anchored_ids: frozenset[int] = frozenset()
+    # Every channel with graphs, once: each gets its own delta-graph copies on every transaction.
+    channels: tuple[Channel, ...] = ()
 
     @classmethod
     def build(cls, hooks: Sequence[Hook]) -> Plan:
@@ -76,6 +78,7 @@ class Plan:
             {hook.name: i for i, hook in enumerate(hooks)},
             {k: tuple(v) for k, v in anchored.items()},
             frozenset(i for pairs in anchored.values() for i, _ in pairs),
+            tuple(dict.fromkeys(h.channel for h in hooks if h.channel.graphs)),
         )
 
     def touched(self, additions: Sequence[ox.Quad], removals: Sequence[ox.Quad]) -> set[int]:

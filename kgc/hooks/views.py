@@ -9,6 +9,7 @@ both delta graphs, built once per channel on first use: O(|delta|), whatever the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import pyoxigraph as ox
@@ -19,14 +20,14 @@ from kgc.store.oxigraph import OxigraphStore
 
 
 class Views:
-    def __init__(self, base: EvalContext, hooks: list[Hook]) -> None:
+    def __init__(self, base: EvalContext, channels: Iterable[Channel]) -> None:
+        """``channels``: those with graphs, each once (``Plan.channels``)."""
         self.base = base
         self._channels: dict[tuple[str, ...], EvalContext] = {}
         self._deltas: dict[tuple[str, ...], EvalContext] = {}
-        for hook in hooks:
-            graphs = hook.channel.graphs
-            if graphs and graphs not in self._channels:
-                self._channels[graphs] = self._narrow(hook.channel, f"{len(self._channels)}")
+        for channel in channels:
+            if channel.graphs and channel.graphs not in self._channels:
+                self._channels[channel.graphs] = self._narrow(channel, f"{len(self._channels)}")
 
     def staged(self) -> list[ox.Quad]:
         """The delta graphs' copies to stage in the store before any hook is evaluated."""
