@@ -26,5 +26,14 @@ def read_api_keys(path: Path) -> dict[str, Literal["read", "write", "admin"]]:
                 f"{path}, line {number}: expected 'KEY ROLE' with ROLE one of "
                 f"{', '.join(ROLES)} (the key is not repeated here)"
             )
+        if words[0] in roles and roles[words[0]] != words[1]:
+            raise ConfigError(
+                f"{path}, line {number}: this key was given the role {roles[words[0]]!r} "
+                f"before; one key, one role (the key is not repeated here)"
+            )
         roles[words[0]] = cast(Literal["read", "write", "admin"], words[1])
+    if not roles:
+        # Fail closed: a mounted secrets file with no key would leave the server open to
+        # anonymous reads, which its operator plainly did not mean.
+        raise ConfigError(f"the API keys file {path} holds no key ('KEY ROLE' lines)")
     return roles

@@ -59,6 +59,7 @@ from kgc.hooks.views import Views
 from kgc.locks import ReadWriteLock
 from kgc.rdf.delta import Delta
 from kgc.rdf.digest import StateDigest, delta_digests
+from kgc.rdf.guard import check_query
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX, quad_line
 from kgc.receipt import Receipt, Status
 from kgc.store.base import Store
@@ -183,6 +184,7 @@ class TransactionManager:
 
     def query(self, sparql: str) -> QueryResult:
         """Run a SPARQL query on a committed state; results are materialized under the lock."""
+        check_query(sparql)
         with self._lock.read():
             try:
                 result = self.store.query(sparql)
@@ -201,6 +203,7 @@ class TransactionManager:
 
         ``options`` go to pyoxigraph's ``Store.query`` (``default_graph``, ``named_graphs``).
         """
+        check_query(sparql)
         with self._lock.read():
             try:
                 result = self.store.query(sparql, **options)

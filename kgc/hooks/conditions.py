@@ -22,13 +22,14 @@ from typing import Any, Protocol
 
 import pyoxigraph as ox
 
-from kgc.errors import HookDefinitionError
+from kgc.errors import HookDefinitionError, QuerySyntaxError
 from kgc.hooks.footprint import (
     Anchor,
     Footprint,
     cached_sparql_anchor,
     cached_sparql_footprint,
 )
+from kgc.rdf.guard import check_query
 from kgc.rdf.terms import RESERVED_GRAPH_PREFIX
 from kgc.store.base import Store
 
@@ -152,6 +153,10 @@ def _sha256(text: str) -> str:
 
 
 def _check_query(text: str, expected: type, kind: str, source: str) -> None:
+    try:
+        check_query(text)
+    except QuerySyntaxError as exc:
+        raise HookDefinitionError(f"{source}: {exc}") from None
     try:
         result = ox.Store().query(text)
     except SyntaxError as exc:

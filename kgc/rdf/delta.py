@@ -158,6 +158,10 @@ class Delta:
                 raise RDFSyntaxError(
                     f"invalid JSON: {exc.msg}", "<json>", exc.lineno, exc.colno
                 ) from exc
+            except RecursionError:
+                raise InputError(
+                    "invalid JSON delta: arrays or objects nested too deeply"
+                ) from None
         if not isinstance(data, Mapping):
             raise InputError("a JSON delta must be an object with 'additions' and/or 'removals'")
         unknown = set(data) - {"additions", "removals"}

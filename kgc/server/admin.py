@@ -127,11 +127,15 @@ def _ref(ref: PackRef) -> dict[str, str]:
 
 async def _packs(request: Request, state: AppState) -> list[str]:
     """The ``packs`` list of a JSON body, each a ``name`` or ``name@version``."""
-    text = decode(await read_body(request, min(_MAX_ADMIN_BODY, state.settings.max_body_bytes)))
+    limit = min(_MAX_ADMIN_BODY, state.settings.max_body_bytes)
+    name = "the admin routes' limit" if limit == _MAX_ADMIN_BODY else "max_body_bytes"
+    text = decode(await read_body(request, limit, name))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise HTTPError(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:
+        raise HTTPError(400, "the body's JSON is nested too deeply") from None
     packs = data.get("packs") if isinstance(data, dict) else None
     if not isinstance(packs, list) or not packs or not all(isinstance(p, str) for p in packs):
         raise HTTPError(400, 'expected {"packs": ["name" or "name@version", ...]} (non-empty)')

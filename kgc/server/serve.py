@@ -11,11 +11,13 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from kgc.config import load_settings
+from kgc.errors import ConfigError
 from kgc.server.settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
     settings = ServerSettings.from_settings(engine_settings)
     configure_logging(engine_settings.python_log_level)  # JSON lines, the runbook's messages
     configure_tracing(engine_settings)  # the OTLP exporter when observability is configured
+    _check_listen(settings.host, settings.port)
     engine = KnowledgeEngine(engine_settings)
     try:
         app = create_app(engine, settings)
@@ -46,6 +49,7 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
                 host=settings.host,
                 port=settings.port,
                 log_level=settings.log_level,
+                log_config=None,  # uvicorn's lines go through kgc's JSON handler too
                 access_log=False,
                 timeout_graceful_shutdown=GRACE_S,
             )
@@ -59,6 +63,21 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
         engine.close()
     logger.info("kgc serve stopped")
     return 0
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse to start, naming the settings, when the address cannot be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port} (host, port: KGC_HOST, KGC_PORT or --host, --port): "
+            f"{exc.strerror or exc}"
+        ) from None
 
 
 def _quiet_garbage_collector() -> None:

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from kgc.engine import KnowledgeEngine
 from kgc.server.auth import KeyRing, Principal, Role, presented_key
@@ -66,21 +66,25 @@ class AppState:
         return principal
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
+async def read_body(request: Request, limit: int, limit_name: str = "max_body_bytes") -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` bytes
+    (``limit_name`` says which limit, in the message); a client gone mid-body gets 400."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise HTTPError(400, f"Content-Length is not a whole number: {declared[:40]!r}")
         if int(declared) > limit:
-            raise _too_large(int(declared), limit)
+            raise _too_large(int(declared), limit, limit_name)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit, limit_name)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise HTTPError(400, "the client closed the connection before sending the body") from None
     return b"".join(chunks)
 
 
@@ -91,7 +95,7 @@ def decode(body: bytes) -> str:
         raise HTTPError(400, f"the body is not UTF-8 (byte {exc.start})") from exc
 
 
-def _too_large(size: int, limit: int) -> HTTPError:
+def _too_large(size: int, limit: int, limit_name: str) -> HTTPError:
     return HTTPError(
-        413, f"the request body is {size:,} bytes or more; the limit is {limit:,} (max_body_bytes)"
+        413, f"the request body is {size:,} bytes or more; the limit is {limit:,} ({limit_name})"
     )

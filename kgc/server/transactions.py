@@ -48,6 +48,10 @@ async def post_transaction(request: Request) -> Response:
             415, f"a transaction body must be one of {', '.join(ACCEPTED)}; got {media or 'none'!r}"
         )
     body = await read_body(request, state.settings.max_body_bytes)
+    if not body.strip():
+        # An empty transaction is legal in the API, but over HTTP an empty body is almost always
+        # a mistake (curl --data-binary @missing-file sends nothing): say so, change nothing.
+        raise HTTPError(400, "the request body is empty: send a delta (see docs/server.md)")
     if len(body) > INLINE_PARSE_BYTES:  # a large parse would stall the event loop
         delta = await run_in_threadpool(_intake, state, media, body)
     else:

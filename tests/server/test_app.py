@@ -292,3 +292,70 @@ def test_unknown_route_and_method_are_json_errors(client: TestClient) -> None:
 
     assert (missing.status_code, method.status_code) == (404, 405)
     assert json.loads(missing.text)["status"] == 404
+
+
+# Found by review: each once crashed the server, reached out, or answered 500.
+
+
+def test_a_deeply_nested_query_is_refused_not_a_crash(client: TestClient) -> None:
+    # 5,000 nested groups overflowed pyoxigraph's parser stack: a segfault took the server down.
+    query = "SELECT * WHERE " + "{" * 5000 + " ?s ?p ?o " + "}" * 5000
+    response = client.post(
+        "/sparql",
+        content=query,
+        headers={**auth(READ_KEY), "Content-Type": "application/sparql-query"},
+    )
+    assert response.status_code == 400
+    assert "nests groups 5000 deep" in response.json()["error"]
+    assert client.get("/health").status_code == 200
+
+
+def test_a_federated_query_is_refused_before_anything_is_sent(client: TestClient) -> None:
+    query = "SELECT * WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?s ?p ?o } }"
+    response = client.get("/sparql", params={"query": query}, headers=auth(READ_KEY))
+    assert response.status_code == 400
+    assert "SERVICE" in response.json()["error"]
+
+
+def test_deeply_nested_json_is_a_400(client: TestClient) -> None:
+    body = "[" * 100_000
+    response = client.post(
+        "/transactions",
+        content=body,
+        headers={**auth(WRITE_KEY), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]
+    admin = client.post(
+        "/policy/activate",
+        content="[" * 30_000,
+        headers={**auth(ADMIN_KEY), "Content-Type": "application/json"},
+    )
+    assert admin.status_code in (400, 413)
+    assert admin.status_code != 413 or "admin routes' limit" in admin.json()["error"]
+
+
+def test_an_empty_body_is_refused_and_commits_nothing(client: TestClient) -> None:
+    response = client.post(
+        "/transactions",
+        content=b"",
+        headers={**auth(WRITE_KEY), "Content-Type": "application/n-quads"},
+    )
+    assert response.status_code == 400
+    assert "empty" in response.json()["error"]
+    listed = client.get("/receipts", headers=auth(READ_KEY)).json()
+    assert listed["receipts"] == []
+
+
+def test_a_keys_file_with_no_key_or_a_key_twice_is_refused(tmp_path: Path) -> None:
+    from kgc.config_keys import read_api_keys
+    from kgc.errors import ConfigError
+
+    empty = tmp_path / "keys"
+    empty.write_text("# keys go here\n")
+    with pytest.raises(ConfigError, match="holds no key"):
+        read_api_keys(empty)
+    twice = tmp_path / "twice"
+    twice.write_text("k-0000000000000001 read\nk-0000000000000001 admin\n")
+    with pytest.raises(ConfigError, match="line 2: this key was given the role 'read' before"):
+        read_api_keys(twice)
