@@ -80,8 +80,8 @@ def run_checks(state: AppState) -> dict[str, tuple[bool, str]]:
     checks: dict[str, Callable[[AppState], str]] = {
         "store": _store,
         "cache": _cache,
-        "observability": lambda _: "not configured",
-        "sandbox": lambda _: "not configured",
+        "observability": _observability,
+        "sandbox": lambda _: "not configured (no effect sandbox in this version)",
         "lockchain": _lockchain,
     }
     results: dict[str, tuple[bool, str]] = {}
@@ -91,6 +91,16 @@ def run_checks(state: AppState) -> dict[str, tuple[bool, str]]:
         except Exception as exc:  # a readiness check reports every failure, whatever its kind
             results[name] = (False, f"{type(exc).__name__}: {exc}")
     return results
+
+
+def _observability(state: AppState) -> str:
+    """Whether spans go anywhere: the OpenTelemetry SDK installed (``configure_tracing``) or not."""
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    if type(provider).__module__.startswith("opentelemetry.sdk"):
+        return "tracing: OpenTelemetry SDK installed"
+    return "tracing: not configured (spans are no-ops)"
 
 
 def _store(state: AppState) -> str:
