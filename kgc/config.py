@@ -44,6 +44,23 @@ _PYTHON_LEVELS = {"trace": 10, "debug": 10, "info": 20, "warn": 30, "error": 40,
 _MIB = 1024 * 1024
 
 
+def watermarks(capacity: int, high: int | None, low: int | None) -> tuple[int, int]:
+    """The write queue's (high, low) watermarks: as given, or 80% and 50% of ``capacity``.
+
+    Raises ``ValueError`` (a validation error, naming the settings) when they are out of order.
+    """
+    high = high if high is not None else max(1, (capacity * 4) // 5)
+    low = low if low is not None else min(high - 1, capacity // 2)
+    if high > capacity:
+        raise ValueError(
+            f"queue_high_watermark ({high}) must not exceed max_concurrency ({capacity}), "
+            "the queue's capacity"
+        )
+    if low >= high:
+        raise ValueError(f"queue_low_watermark ({low}) must be below queue_high_watermark ({high})")
+    return high, low
+
+
 class Settings(BaseSettings):
     """Validated, frozen settings. ``Settings(**kw)`` reads the environment and the file too."""
 
@@ -249,31 +266,20 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _watermarks(self) -> Settings:
-        high, low = self.high_watermark, self.low_watermark
-        if high > self.max_concurrency:
-            raise ValueError(
-                f"queue_high_watermark ({high}) must not exceed max_concurrency "
-                f"({self.max_concurrency}), the queue's capacity"
-            )
-        if low >= high:
-            raise ValueError(
-                f"queue_low_watermark ({low}) must be below queue_high_watermark ({high})"
-            )
+        watermarks(self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark)
         return self
 
     @property
     def high_watermark(self) -> int:
         """Queue depth from which writes get 429 (``max_concurrency`` is the capacity)."""
-        if self.queue_high_watermark is not None:
-            return self.queue_high_watermark
-        return max(1, (self.max_concurrency * 4) // 5)
+        return watermarks(self.max_concurrency, self.queue_high_watermark, None)[0]
 
     @property
     def low_watermark(self) -> int:
         """Depth below which writes are admitted again after the high watermark was reached."""
-        if self.queue_low_watermark is not None:
-            return self.queue_low_watermark
-        return min(self.high_watermark - 1, self.max_concurrency // 2)
+        return watermarks(
+            self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark
+        )[1]
 
     @property
     def active_lockchain_path(self) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Literal, cast
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kgc.config import Settings
+from kgc.config import Settings, watermarks
 from kgc.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -70,29 +70,18 @@ class ServerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _watermarks_in_order(self) -> ServerSettings:
-        high, low = self.high_watermark, self.low_watermark
-        if high > self.max_concurrency:
-            raise ValueError(
-                f"queue_high_watermark ({high}) must not exceed max_concurrency "
-                f"({self.max_concurrency})"
-            )
-        if low >= high:
-            raise ValueError(
-                f"queue_low_watermark ({low}) must be below queue_high_watermark ({high})"
-            )
+        watermarks(self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark)
         return self
 
     @property
     def high_watermark(self) -> int:
-        if self.queue_high_watermark is not None:
-            return self.queue_high_watermark
-        return max(1, (self.max_concurrency * 4) // 5)
+        return watermarks(self.max_concurrency, self.queue_high_watermark, None)[0]
 
     @property
     def low_watermark(self) -> int:
-        if self.queue_low_watermark is not None:
-            return self.queue_low_watermark
-        return min(self.high_watermark - 1, self.max_concurrency // 2)
+        return watermarks(
+            self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark
+        )[1]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerSettings:
