@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kgc import Channel, Delta, Hook, HookEvent, HookManager, OxigraphStore, Shacl, SparqlAsk
+from kgc.errors import HookDefinitionError
 from kgc.hooks import Combinator, Count, DeltaChange, SparqlSelect, Threshold, Window
 from kgc.hooks.cache import ConditionCache
 from kgc.hooks.footprint import RDF_TYPE_IRI, sparql_anchor, sparql_footprint
@@ -502,3 +503,14 @@ def test_an_anchored_combination_reports_an_erroring_child_that_has_a_footprint(
     assert _agree([Combinator("all", (bad, anchored))], ['<urn:ex:a> <urn:ex:q> "x" .']) == [
         "error"
     ]
+
+
+def test_ill_formed_shapes_are_refused_at_load_not_skipped_forever() -> None:
+    # pySHACL rejects this shape on every validation, even of an empty graph: accepted, it made
+    # every transaction an error under full evaluation while the planner skipped it as quiet.
+    shapes = """@prefix sh: <http://www.w3.org/ns/shacl#> . @prefix ex: <urn:ex:> .
+ex:S a sh:NodeShape ; sh:targetClass ex:C ;
+  sh:property [ sh:path ex:p, ex:q ; sh:minCount 1 ] .
+"""
+    with pytest.raises(HookDefinitionError, match="not valid SHACL"):
+        Shacl(shapes, source="bad.ttl")

@@ -95,6 +95,23 @@ class Shacl:
         object.__setattr__(self, "_shapes", _plain_strings(shapes))
         object.__setattr__(self, "_targets", _targets_of(shapes))
         object.__setattr__(self, "_footprint", _shapes_footprint(shapes))
+        self._check_well_formed()
+
+    def _check_well_formed(self) -> None:
+        """Refuse shapes pySHACL cannot load (it checks them on every validation, data or not).
+
+        Without this an ill-formed shapes graph was accepted and failed on each transaction, and
+        the planner, which skips a delta-scoped hook no change touches, hid that failure.
+        """
+        import rdflib
+        from pyshacl import validate
+
+        try:
+            validate(rdflib.Graph(), shacl_graph=self._shapes, inference="none")
+        except Exception as exc:  # pySHACL raises its own ShapeLoadError, ReportableRuntimeError...
+            raise HookDefinitionError(
+                f"{self.source}: shapes graph is not valid SHACL: {exc}"
+            ) from exc
 
     def footprint(self) -> Footprint | None:
         """The predicates the shapes read (paths, property targets, comparisons), any
