@@ -223,6 +223,11 @@ class Settings(BaseSettings):
     allow_anonymous_writes: bool = Field(
         default=False, description="Let requests without an API key write."
     )
+    high_latency_ms: float = Field(
+        default=2.0,
+        gt=0,
+        description="A transaction slower than this logs 'High latency' (kgc serve; rate-limited).",
+    )
     max_body_bytes: int = Field(default=10 * _MIB, gt=0, description="Largest request body.")
     max_literal_bytes: int = Field(default=_MIB, gt=0, description="Largest literal in a delta.")
     queue_high_watermark: int | None = Field(
@@ -241,7 +246,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         if isinstance(value, str):
             value = value.strip().lower()
-            return "warn" if value == "warning" else value
+            return {"warning": "warn", "critical": "fatal"}.get(value, value)
         return value
 
     @field_validator("api_keys", mode="before")

@@ -54,8 +54,16 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+def _count(request: Request, status: int) -> None:
+    """``kgc_errors_total{kind="request_4xx"|"request_5xx"}``: refusals no receipt shows."""
+    state = getattr(request.app.state, "kgc", None)
+    if state is not None:
+        state.metrics.record_error("request_5xx" if status >= 500 else "request_4xx")
+
+
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
+    _count(request, exc.status)
     return error_response(exc.status, exc.message, exc.headers)
 
 
@@ -64,11 +72,13 @@ async def on_kgc_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         logger.error("Request failed: %s %s: %s", request.method, request.url.path, exc)
+    _count(request, status)
     return error_response(status, str(exc))
 
 
 async def on_starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    _count(request, exc.status_code)
     return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 

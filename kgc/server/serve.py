@@ -32,6 +32,9 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
     from kgc.server.app import create_app
     from kgc.telemetry import configure_logging, configure_tracing
 
+    # JSON lines from the first line on: settings warnings (BATCH_SIZE, TIMEOUT_MS) included.
+    configure_logging("info")
+    logging.captureWarnings(True)
     given: dict[str, object] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if config is not None:
         given["config_file"] = config

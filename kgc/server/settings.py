@@ -43,6 +43,9 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest request body; larger gets 413."
     )
+    high_latency_ms: float = Field(
+        default=2.0, gt=0, description="Transactions slower than this log 'High latency'."
+    )
     max_literal_bytes: int = Field(
         default=1024 * 1024, gt=0, description="Largest literal (UTF-8 bytes) in a delta: 413."
     )
@@ -100,6 +103,7 @@ class ServerSettings(BaseSettings):
             api_keys_file=settings.api_keys_file,
             allow_anonymous_writes=settings.allow_anonymous_writes,
             max_body_bytes=settings.max_body_bytes,
+            high_latency_ms=settings.high_latency_ms,
             max_literal_bytes=settings.max_literal_bytes,
             max_concurrency=settings.max_concurrency,
             queue_high_watermark=settings.queue_high_watermark,

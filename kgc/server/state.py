@@ -35,7 +35,7 @@ class AppState:
             settings.max_concurrency, settings.high_watermark, settings.low_watermark
         )
         self.receipts = ReceiptLog()
-        self.metrics = Metrics().attach(engine)
+        self.metrics = Metrics(high_latency_ms=settings.high_latency_ms).attach(engine)
         self.started = time.monotonic()
         self.keepalive_s = keepalive_s
         # Set by ``kgc serve`` to the server's "exit requested" flag, so live streams end.

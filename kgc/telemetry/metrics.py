@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 WINDOW_S = 60.0
 WINDOW_SIZE = 10_000
 HIGH_LATENCY_MS = 2.0  # the runbook's HighTransactionLatency threshold (p99 > 2 ms)
+HIGH_LATENCY_LOG_S = 10.0  # at most one High latency line per this many seconds
 MEMORY_WARNING_RATIO = 0.8  # the runbook's HighMemoryUsage threshold
 MEMORY_LOG_INTERVAL_S = 60.0
 DURATION_BUCKETS_S = (
@@ -103,6 +104,8 @@ class Metrics:
         self.cache = cache
         self.window_s = window_s
         self.high_latency_ms = high_latency_ms
+        self._slow = 0
+        self._slow_logged = float("-inf")
         self.memory_limit_bytes = memory_limit_bytes
         self.memory_warning_ratio = memory_warning_ratio
         self.memory_log_interval_s = memory_log_interval_s
@@ -169,21 +172,35 @@ class Metrics:
             self._buckets[bisect.bisect_left(DURATION_BUCKETS_S, seconds)] += 1
             self._duration_sum += seconds
         if self.high_latency_ms is not None and latency_ms > self.high_latency_ms:
-            logger.warning(
-                "High latency: transaction %s by %s took %.3f ms (threshold %s ms)",
-                receipt.id,
-                receipt.actor,
-                latency_ms,
-                self.high_latency_ms,
-                extra={
-                    "receipt_id": receipt.id,
-                    "actor": receipt.actor,
-                    "status": receipt.status,
-                    "latency_ms": latency_ms,
-                    "threshold_ms": self.high_latency_ms,
-                },
-            )
+            self._log_high_latency(receipt, latency_ms)
         self._maybe_log_memory()
+
+    def _log_high_latency(self, receipt: Receipt, latency_ms: float) -> None:
+        """One ``High latency`` WARNING, then at most one per ``HIGH_LATENCY_LOG_S`` that counts
+        the slow transactions since (a log line per slow transaction buried the log)."""
+        now = time.monotonic()
+        with self._lock:
+            self._slow += 1
+            if now - self._slow_logged < HIGH_LATENCY_LOG_S:
+                return
+            slow, self._slow, self._slow_logged = self._slow, 0, now
+        logger.warning(
+            "High latency: transaction %s by %s took %.3f ms (threshold %s ms); "
+            "%d transaction(s) over the threshold since the last such line",
+            receipt.id,
+            receipt.actor,
+            latency_ms,
+            self.high_latency_ms,
+            slow,
+            extra={
+                "receipt_id": receipt.id,
+                "actor": receipt.actor,
+                "status": receipt.status,
+                "latency_ms": latency_ms,
+                "threshold_ms": self.high_latency_ms,
+                "slow_transactions": slow,
+            },
+        )
 
     def record_error(self, kind: str, count: int = 1) -> None:
         """Count errors the receipts do not show (the server's request errors, say)."""
