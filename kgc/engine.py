@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +86,12 @@ class KnowledgeEngine:
         self.close()
 
     def apply(
-        self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
+        self,
+        delta: Delta,
+        actor: str = "anonymous",
+        *,
+        timeout_ms: float | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> Receipt:
         """Apply ``delta`` (see ``TransactionManager.apply``) under this engine's literal policy."""
         if self.settings.literal_policy == "refuse" and isinstance(delta, Delta) and delta.rewrites:
@@ -95,7 +100,9 @@ class KnowledgeEngine:
                 f"literal {written} would be stored as {stored}; literal policy 'refuse' does not "
                 f"allow that ({len(delta.rewrites)} such literal(s) in this delta)"
             )
-        return self.transactions.apply(delta, actor=actor, timeout_ms=timeout_ms)
+        return self.transactions.apply(
+            delta, actor=actor, timeout_ms=timeout_ms, provenance=provenance
+        )
 
     def query(self, sparql: str) -> QueryResult:
         return self.transactions.query(sparql)

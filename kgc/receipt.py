@@ -54,6 +54,9 @@ class Receipt:
     effects: tuple[HookVerdict, ...] = ()
     # The policy packs in force (name, version, digest); sealed, omitted from the body when none.
     policy_packs: tuple[PackRef, ...] = ()
+    # Why this transaction exists when a caller says so: an effect's hook and triggering
+    # receipt, a resolution round's proposals. JSON values; sealed, omitted from the body when None.
+    provenance: dict[str, Any] | None = None
 
     @property
     def vetoed_by(self) -> list[str]:
@@ -85,6 +88,8 @@ class Receipt:
             data["policy_packs"] = [dict(vars(p)) for p in self.policy_packs]
         else:
             del data["policy_packs"]
+        if self.provenance is None:
+            del data["provenance"]
         return data
 
     def to_json(self, **kwargs: Any) -> str:

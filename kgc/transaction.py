@@ -30,11 +30,12 @@ but a SPARQL query running inside pyoxigraph cannot be interrupted in process.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -75,6 +76,19 @@ QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 T = TypeVar("T")
 
 
+def _provenance(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON-clean copy of ``apply(provenance=...)``, refused with the reason when it is not."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InputError("apply(provenance=...) takes a mapping with string keys")
+    try:
+        copy: dict[str, Any] = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"apply(provenance=...) must hold JSON values only: {exc}") from exc
+    return copy
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -93,6 +107,7 @@ class _Tx:
     state_before: str
     state_after: str = ""
     budget_ms: float = 0.0
+    provenance: dict[str, Any] | None = None
     t0: float = field(default_factory=time.perf_counter)
     started_at: str = field(default_factory=_now)
     additions: list[ox.Quad] = field(default_factory=list)
@@ -214,7 +229,12 @@ class TransactionManager:
     # Writing --------------------------------------------------------------------------------
 
     def apply(
-        self, delta: Delta, actor: str = "anonymous", *, timeout_ms: float | None = None
+        self,
+        delta: Delta,
+        actor: str = "anonymous",
+        *,
+        timeout_ms: float | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> Receipt:
         """Apply ``delta`` as one governed transaction and return its receipt.
 
@@ -222,14 +242,16 @@ class TransactionManager:
         before. Errors in input raise before anything is attempted; a ``StoreError`` during
         revert means the store itself failed and should be treated as unavailable.
         ``timeout_ms`` overrides the manager's pre-commit budget for this one transaction.
+        ``provenance`` (JSON values) says why the transaction exists; it is sealed in the receipt.
         """
         if not isinstance(delta, Delta):
             raise InputError(f"apply() takes a Delta, got {type(delta).__name__}")
         if not isinstance(actor, str) or not actor.strip():
             raise InputError("apply() needs a non-empty actor")
+        origin = _provenance(provenance)
         with tracing.span("kgc.transaction", {"kgc.actor": actor}) as span:
             try:
-                receipt = self._apply(delta, actor, timeout_ms)
+                receipt = self._apply(delta, actor, timeout_ms, origin)
             except Exception as exc:
                 logger.error(
                     "Transaction failed: by %s, raised %s: %s",
@@ -243,10 +265,13 @@ class TransactionManager:
         self._announce(receipt)
         return receipt
 
-    def _apply(self, delta: Delta, actor: str, timeout_ms: float | None) -> Receipt:
+    def _apply(
+        self, delta: Delta, actor: str, timeout_ms: float | None, origin: dict[str, Any] | None
+    ) -> Receipt:
         with self._lock.write():
             tx = _Tx(delta, actor, self.hooks.snapshot(), self._state_hex)
             tx.budget_ms = self.timeout_ms if timeout_ms is None else timeout_ms
+            tx.provenance = origin
             self._effective(tx)
             if tx.additions or tx.removals:
                 self._intent(tx)
@@ -482,6 +507,7 @@ class TransactionManager:
             hooks_skipped=tx.selection.skipped if tx.selection is not None else 0,
             timings_ms=dict(tx.timings),
             error=tx.error,
+            provenance=tx.provenance,
         )
 
     def _announce(self, receipt: Receipt) -> None:
