@@ -158,14 +158,37 @@ class Settings(BaseSettings):
     sampling_ratio: float = Field(default=1.0, ge=0, le=1, description="Share of traces kept.")
     enable_logging: bool = Field(default=True, description="Runbook observability.enableLogging.")
 
-    # -- Sandbox (kgc has none yet: hook callables run in-process) ---------------------------------
-    enable_sandboxing: bool = Field(default=True, description="Not used yet: no sandbox.")
-    sandbox_type: Literal["worker"] = Field(default="worker", description="Not used yet.")
-    sandbox_timeout_ms: int = Field(default=30_000, gt=0, description="Not used yet.")
-    sandbox_memory_limit_bytes: int = Field(default=67_108_864, gt=0, description="Not used yet.")
-    sandbox_enable_network: bool = Field(default=False, description="Not used yet.")
-    sandbox_enable_file_system: bool = Field(default=False, description="Not used yet.")
-    sandbox_enable_process: bool = Field(default=False, description="Not used yet.")
+    # -- Sandbox (docs/effects.md) ----------------------------------------------------------------
+    enable_sandboxing: bool = Field(
+        default=True,
+        description="Run hooks' effect code in the sandbox; false: such effects never run.",
+    )
+    sandbox_type: Literal["worker"] = Field(
+        default="worker", description="'worker': confined single-use processes (the only kind)."
+    )
+    sandbox_timeout_ms: int = Field(
+        default=30_000, gt=0, description="Wall-time limit of one effect call; CPU limit too."
+    )
+    sandbox_memory_limit_bytes: int = Field(
+        default=67_108_864,
+        ge=1 << 20,
+        description="Memory one effect call may allocate beyond its interpreter's own.",
+    )
+    sandbox_pool_size: int = Field(
+        default=4, ge=1, le=64, description="Confined workers kept started ahead of demand."
+    )
+    sandbox_uid: int = Field(
+        default=65534, ge=1, description="User (and group) workers run as when kgc runs as root."
+    )
+    sandbox_enable_network: Literal[False] = Field(
+        default=False, description="Effects never get the network; true is refused."
+    )
+    sandbox_enable_file_system: Literal[False] = Field(
+        default=False, description="Effects never get files; true is refused."
+    )
+    sandbox_enable_process: Literal[False] = Field(
+        default=False, description="Effects never start processes; true is refused."
+    )
 
     # -- Lockchain -------------------------------------------------------------------------------
     enable_lockchain: bool = Field(

@@ -40,8 +40,13 @@
     ├── BackupError                 a backup that cannot be made, read or restored (names it)
     │   ├── BackupCorrupt           an archive whose manifest or a member does not check
     │   └── RestoreRefused          a restore or rebuild target that is not empty (no --force)
-    └── TransactionError            the pipeline failed before the commit point
-        └── TransactionTimeout      the pre-commit budget ran out
+    ├── TransactionError            the pipeline failed before the commit point
+    │   └── TransactionTimeout      the pre-commit budget ran out
+    └── EffectError                 an effect could not run or did not finish (kind: in the receipt)
+        ├── SandboxUnavailable      no confined worker can run it (names the missing layer)
+        ├── EffectFailed            the effect raised, or returned what is not a proposal
+        ├── EffectTimeout           it overran its wall-time limit and was killed
+        └── EffectLimitExceeded     it hit its memory, CPU or output limit, or broke the protocol
 
 Vetoes are not exceptions: ``apply`` returns a receipt with ``committed=False``.
 """
@@ -263,3 +268,33 @@ class TransactionError(KGCError):
 
 class TransactionTimeout(TransactionError):
     """The pre-commit time budget ran out; nothing changed."""
+
+
+class EffectError(KGCError):
+    """An effect could not run or did not finish; receipts record it as a typed ``error_kind``."""
+
+    kind = "error"
+
+
+class SandboxUnavailable(EffectError):
+    """No confined worker can run the effect (names the missing layer or the broken part)."""
+
+    kind = "sandbox_unavailable"
+
+
+class EffectFailed(EffectError):
+    """The effect raised, or returned something that is not a proposal (names what)."""
+
+    kind = "failed"
+
+
+class EffectTimeout(EffectError):
+    """The effect overran its wall-time limit and its worker was killed."""
+
+    kind = "timeout"
+
+
+class EffectLimitExceeded(EffectError):
+    """The effect hit a memory, CPU or output limit, or broke the result protocol."""
+
+    kind = "limit"

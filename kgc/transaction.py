@@ -42,6 +42,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyoxigraph as ox
 
+from kgc.effects.pool import SandboxConfig
+from kgc.effects.runner import EffectRunner
+from kgc.effects.verdict import EffectVerdict
 from kgc.errors import (
     InputError,
     KGCError,
@@ -72,6 +75,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _EMPTY_STATE = StateDigest().hexdigest()
 HISTORY_SIZE = 1024
+# Effects may propose changes whose effects propose changes: this many generations, no more.
+MAX_EFFECT_GENERATIONS = 8
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 T = TypeVar("T")
 
@@ -152,8 +157,11 @@ class TransactionManager:
         history_size: int = HISTORY_SIZE,
         plan: bool = True,
         cache: ConditionCache | None = None,
+        effects: EffectRunner | None = None,
     ) -> None:
-        """``clock`` times the history that ``window`` conditions read (seconds; injectable for
+        """``effects`` runs post-commit hooks' sandboxed effect code (default: a sandbox with
+        default limits, strict like this manager, started when an effect first fires).
+        ``clock`` times the history that ``window`` conditions read (seconds; injectable for
         tests); ``history_size`` bounds that history (0 keeps none). ``plan=False`` evaluates
         every hook on every transaction instead of skipping those the delta cannot affect
         (``kgc.hooks.planner``); verdicts are the same, only slower. ``cache`` keeps condition
@@ -175,6 +183,7 @@ class TransactionManager:
         self._commits = 0
         self.planner = Planner(enabled=plan)
         self.cache = cache
+        self.effects = effects or EffectRunner(SandboxConfig(strict=strict))
         if journal is not None:
             _check_recovered(journal, self._state_hex)
 
@@ -472,14 +481,60 @@ class TransactionManager:
         self.history.append(entry)
 
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
-        effects = tuple(finish(outcome, self._lock.lend).verdict for outcome in tx.fired_post)
+        """Effects of fired post-commit hooks, outside the lock; then what they proposed, each
+        as a transaction of its own; then the journal's record of it all."""
+        lines = tx.delta_lines()
+        effects: list[HookVerdict] = []
+        proposed: list[tuple[int, Delta]] = []
+        for outcome in tx.fired_post:
+            box: list[Delta] = []
+
+            def sandboxed(o: Outcome, box: list[Delta] = box) -> HookVerdict:
+                verdict, delta = self.effects.run(o, receipt, lines)
+                box.extend([delta] if delta is not None else [])
+                return verdict
+
+            verdict = finish(outcome, self._lock.lend, sandboxed).verdict
+            if not isinstance(verdict, EffectVerdict):
+                verdict = EffectVerdict.trusted(verdict)
+            proposed.extend((len(effects), delta) for delta in box)
+            effects.append(verdict)
+        for index, delta in proposed:
+            effects[index] = self._propose(effects[index], delta, receipt)  # type: ignore[arg-type]
         if self.journal is not None and receipt.seq is not None:
             try:
                 self.journal.after(receipt.seq, [asdict(v) for v in effects])
             except (OSError, KGCError) as exc:
                 # The transaction is committed and sealed; its effects are in the receipt.
                 logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
-        return replace(receipt, effects=effects)
+        return replace(receipt, effects=tuple(effects))
+
+    def _propose(self, verdict: EffectVerdict, delta: Delta, receipt: Receipt) -> EffectVerdict:
+        """Apply an effect's proposed delta as a transaction citing the hook and the receipt."""
+        cause = (receipt.provenance or {}).get("caused_by", {})
+        generation = (cause.get("generation", 0) if isinstance(cause, dict) else 0) + 1
+        if generation > MAX_EFFECT_GENERATIONS:
+            reason = (
+                f"proposal not applied: it would be generation {generation} of changes caused "
+                f"by effects; the limit is {MAX_EFFECT_GENERATIONS}"
+            )
+            logger.warning("Hook execution failed: %s: %s", verdict.hook, reason)
+            return replace(verdict, verdict="error", error_kind="cascade", reason=reason)
+        provenance = {
+            "caused_by": {
+                "hook": verdict.hook,
+                "receipt": receipt.id,
+                "seq": receipt.seq,
+                "effect_sha256": verdict.effect_sha256,
+                "generation": generation,
+            }
+        }
+        try:
+            caused = self.apply(delta, actor=f"effect:{verdict.hook}", provenance=provenance)
+        except KGCError as exc:
+            reason = f"proposal not applied: {exc}"
+            return replace(verdict, verdict="error", error_kind="proposal", reason=reason)
+        return replace(verdict, proposal=caused.id, proposal_status=caused.status)
 
     def _receipt(self, tx: _Tx) -> Receipt:
         committed = tx.status == "committed"

@@ -273,7 +273,7 @@ def test_bad_condition_text_is_refused_at_load(
         ({"name": " "}, r"hook 'name' must be a non-empty string"),
         ({"phase": "during"}, r"hook 'h': 'phase' must be 'pre' or 'post', got 'during'"),
         ({"timeout_ms": 0}, r"hook 'h': 'timeout_ms' must be positive, got 0"),
-        ({"phase": "post"}, r"hook 'h': a post-commit hook needs a 'run' callable"),
+        ({"phase": "post"}, r"hook 'h': a post-commit hook needs exactly one of a 'run' callable"),
     ],
 )
 def test_invalid_hook_is_refused_naming_the_field(kwargs: dict[str, object], message: str) -> None:

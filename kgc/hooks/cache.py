@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MAX_VALUE_BYTES = 1 << 20
-_FIELDS = frozenset({"v", "fired", "detail", "rows"})
+_FIELDS = frozenset({"v", "fired", "detail", "rows", "bindings"})
 # Kinds whose result depends only on the condition and the data it reads.
 _PURE_KINDS = frozenset({"sparql-ask", "sparql-select", "shacl", "count", "threshold", "delta"})
 _COMBINATOR_KINDS = frozenset({"all", "any", "not", "at-least-k"})
@@ -291,6 +291,7 @@ def encode(result: ConditionResult) -> bytes:
         "fired": result.fired,
         "detail": result.detail,
         "rows": result.rows,
+        "bindings": list(result.bindings),
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -310,7 +311,14 @@ def decode(raw: object) -> ConditionResult | None:
         return None
     if type(fired) is not bool or type(detail) is not str or type(rows) is not int or rows < 0:
         return None
-    return ConditionResult(fired, detail, rows)
+    bindings = body["bindings"]
+    if not isinstance(bindings, list) or not all(_is_row(row) for row in bindings):
+        return None
+    return ConditionResult(fired, detail, rows, tuple(bindings))
+
+
+def _is_row(row: object) -> bool:
+    return isinstance(row, dict) and all(type(k) is str and type(v) is str for k, v in row.items())
 
 
 def cacheable(condition: Condition) -> bool:

@@ -38,6 +38,7 @@ REMOVALS_GRAPH = ox.NamedNode("urn:kgc:delta:removals")
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 _DEFAULT = ox.DefaultGraph()
 _DETAIL_ROWS = 5
+BINDINGS_KEPT = 100
 _UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 
 
@@ -130,9 +131,13 @@ def _tagged(graph: ox.NamedNode, tag: str) -> ox.NamedNode:
 
 @dataclass(frozen=True)
 class ConditionResult:
+    """``bindings``: a SELECT's first ``BINDINGS_KEPT`` rows, variable to N-Triples term, for
+    the hook's effect to read (unbound variables left out)."""
+
     fired: bool
     detail: str = ""
     rows: int = 0
+    bindings: tuple[dict[str, str], ...] = ()
 
 
 class Condition(Protocol):
@@ -243,7 +248,10 @@ class SparqlSelect:
         rows = list(solutions)
         shown = [_row_text(names, row) for row in rows[:_DETAIL_ROWS]]
         more = f" (and {len(rows) - _DETAIL_ROWS} more)" if len(rows) > _DETAIL_ROWS else ""
-        return ConditionResult(bool(rows), "; ".join(shown) + more, len(rows))
+        bindings = tuple(
+            {n: str(row[n]) for n in names if row[n] is not None} for row in rows[:BINDINGS_KEPT]
+        )
+        return ConditionResult(bool(rows), "; ".join(shown) + more, len(rows), bindings)
 
 
 def _row_text(names: list[str], row: ox.QuerySolution) -> str:

@@ -23,6 +23,7 @@ from typing import Literal
 
 import pyoxigraph as ox
 
+from kgc.effects.code import SandboxedEffect
 from kgc.errors import HookDefinitionError
 from kgc.hooks.conditions import Condition, ConditionResult, EvalContext
 
@@ -133,9 +134,15 @@ class Hook:
     fires it vetoes with ``message`` (and the condition's detail), unless a ``run`` callable is
     given; then ``run`` decides by returning a ``Veto`` or ``None``.
 
-    ``phase="post"``: evaluated on the committed state; when it fires, ``run`` (a trusted,
-    in-process callable) is called. It cannot undo the commit; its outcome is recorded in the
-    receipt.
+    ``phase="post"``: evaluated on the committed state; when it fires, its effect runs after the
+    commit, which it cannot undo; the outcome is recorded in the receipt's ``effects``. The effect
+    is exactly one of:
+
+    - ``run``: a **trusted** callable, run in this process with all of its privileges
+      (``trust="trusted"`` in the receipt). Register only code you would run yourself.
+    - ``effect``: **untrusted** source code (``SandboxedEffect``), run in a confined single-use
+      worker (``trust="sandboxed"``); it can only propose a delta, which becomes a transaction of
+      its own citing this hook and receipt (docs/effects.md).
     """
 
     name: str
@@ -149,6 +156,7 @@ class Hook:
     before: BeforeCallable | None = field(default=None, compare=False)
     after: AfterCallable | None = field(default=None, compare=False)
     channel: Channel = field(default_factory=Channel)
+    effect: SandboxedEffect | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
@@ -161,9 +169,15 @@ class Hook:
             raise HookDefinitionError(
                 f"hook {self.name!r}: 'timeout_ms' must be positive, got {self.timeout_ms}"
             )
-        if self.phase == "post" and self.run is None:
+        if self.phase == "post" and (self.run is None) == (self.effect is None):
             raise HookDefinitionError(
-                f"hook {self.name!r}: a post-commit hook needs a 'run' callable"
+                f"hook {self.name!r}: a post-commit hook needs exactly one of a 'run' callable "
+                "(trusted, in process) and an 'effect' (sandboxed code)"
+            )
+        if self.phase == "pre" and self.effect is not None:
+            raise HookDefinitionError(
+                f"hook {self.name!r}: only post-commit hooks have effects; a pre-commit hook "
+                "decides with its condition or a 'run' callable"
             )
 
     @functools.cached_property
@@ -181,6 +195,10 @@ class Hook:
             "after": _callable_name(self.after),
             "channel": {"graphs": sorted(self.channel.graphs), "view": self.channel.view},
         }
+        if (
+            self.effect is not None
+        ):  # absent otherwise: digests of effect-free hooks stay as they were
+            body["effect"] = {"sha256": self.effect.digest, "entry": self.effect.entry}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
     @functools.cached_property

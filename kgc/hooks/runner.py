@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kgc.errors import HookTimeout
@@ -41,6 +41,7 @@ from kgc.telemetry import tracing
 logger = logging.getLogger(__name__)
 Lend = Callable[[int], AbstractContextManager[None]]
 Evaluate = Callable[[Hook, EvalContext], ConditionResult]
+Sandboxed = Callable[["Outcome"], HookVerdict]
 
 
 @dataclass
@@ -86,19 +87,23 @@ def _judge_outcome(hook: Hook, ctx: EvalContext, evaluate: Evaluate, lend: Lend)
     return outcome
 
 
-def finish(outcome: Outcome, lend: Lend) -> Outcome:
-    """After the commit: a fired post-commit hook's ``run``, then its ``after``."""
+def finish(outcome: Outcome, lend: Lend, sandboxed: Sandboxed | None = None) -> Outcome:
+    """After the commit: a fired post-commit hook's ``run`` (or, through ``sandboxed``, its
+    sandboxed ``effect``), then its ``after``."""
     with tracing.span("kgc.effect", {"kgc.hook": outcome.hook.name}) as span:
-        outcome = _finish(outcome, lend)
+        outcome = _finish(outcome, lend, sandboxed)
         tracing.verdict_reached(span, outcome.verdict)
         _log_timeout(outcome.verdict)
         return outcome
 
 
-def _finish(outcome: Outcome, lend: Lend) -> Outcome:
+def _finish(outcome: Outcome, lend: Lend, sandboxed: Sandboxed | None) -> Outcome:
     hook, t = outcome.hook, time.perf_counter()
     fired = outcome.result is not None and outcome.result.fired
-    if fired and outcome.verdict.verdict == "pass" and hook.run is not None:
+    if fired and outcome.verdict.verdict == "pass" and hook.effect is not None:
+        if sandboxed is not None:  # the sandbox bounds the time itself, and kills on expiry
+            outcome = Outcome(hook, sandboxed(outcome), outcome.result, outcome.context)
+    elif fired and outcome.verdict.verdict == "pass" and hook.run is not None:
         event = HookEvent(hook, outcome.result, outcome.context)  # type: ignore[arg-type]
         run = hook.run
         try:
@@ -167,9 +172,9 @@ def _call_after(outcome: Outcome, lend: Lend) -> Outcome:
         logger.warning("Hook execution failed: %s: %s", hook.name, exc)
         kind = "error"
         reason = f"after: {type(exc).__name__}: {exc}"
-    verdict = HookVerdict(
-        hook.name, hook.phase, kind, outcome.verdict.fired, outcome.verdict.duration_ms, reason
-    )
+    verdict = replace(
+        outcome.verdict, verdict=kind, reason=reason
+    )  # keeps an EffectVerdict's fields
     return Outcome(hook, verdict, outcome.result, outcome.context)
 
 

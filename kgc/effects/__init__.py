@@ -1,0 +1,1 @@
+"""Effects: trusted callables in process, untrusted code in the sandbox (docs/effects.md)."""
