@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 
 from kgc.config import Settings, load_settings
+from kgc.effects.runner import EffectRunner
 from kgc.errors import LockchainError, NonCanonicalLiteral
 from kgc.hooks.cache import ConditionCache
 from kgc.hooks.manager import HookManager
@@ -65,6 +66,7 @@ class KnowledgeEngine:
             timeout_ms=settings.transaction_timeout_ms,
             journal=self.journal,
             cache=ConditionCache.from_settings(settings),
+            effects=EffectRunner.from_settings(settings),
         )
         if self.anchorer is not None:
             anchorer = self.anchorer
@@ -77,6 +79,7 @@ class KnowledgeEngine:
             self.anchorer.close()
         if self.journal is not None:
             self.journal.close()
+        self.transactions.effects.close()
         self.store.close()
 
     def __enter__(self) -> KnowledgeEngine:

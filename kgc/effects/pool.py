@@ -92,6 +92,8 @@ class SandboxResult:
     layers: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
     pid: int = 0
+    # CPU time the worker used, known when it died without a result (from the zygote's wait4).
+    cpu_ms: float | None = None
 
 
 @dataclass
@@ -166,7 +168,7 @@ class SandboxPool:
         self._lock = threading.Condition()
         self._send_lock = threading.Lock()
         self._ready: deque[_Worker] = deque()
-        self._exits: OrderedDict[int, int] = OrderedDict()
+        self._exits: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._hello: dict[str, Any] = {}
@@ -261,7 +263,7 @@ class SandboxPool:
     def _dispatch(self, message: dict[str, Any], ancdata: list[Any]) -> None:
         if message.get("op") == "exited":
             with self._lock:
-                self._exits[message["pid"]] = message["status"]
+                self._exits[message["pid"]] = message
                 while len(self._exits) > _EXITS_KEPT:
                     self._exits.popitem(last=False)
                 self._lock.notify_all()
@@ -309,6 +311,17 @@ class SandboxPool:
             worker = self._ready.popleft()
         self._request_spawn()
         return worker
+
+    def probe(self) -> dict[str, Any]:
+        """Start the pool if needed and spend one worker to learn the layers it applies."""
+        if self._refused is not None:
+            raise SandboxUnavailable(self._refused)
+        worker = self._take()
+        try:
+            return self._ready_frame(worker)
+        finally:
+            worker.kill()
+            worker.close()
 
     def call(
         self, name: str, code: str, event: Any, *, entry: str = "run", timeout_ms: float | None
@@ -409,32 +422,35 @@ class SandboxPool:
     def _died(
         self, worker: _Worker, layers: dict[str, Any], t0: float, detail: str
     ) -> SandboxResult:
-        status_code = self._exit_status(worker)
-        if status_code is not None and os.WIFSIGNALED(status_code):
-            sig = os.WTERMSIG(status_code)
-            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and self._cpu_spent(t0)):
-                message = f"exceeded its CPU limit ({signal.Signals(sig).name})"
-                return self._result(worker, layers, t0, "cpu", message)
+        """The worker closed its channel without a result: say why, from its wait status."""
+        worker.kill()
+        exit_report = self._exit_report(worker)
+        cpu_ms = round(float(exit_report.get("cpu_s", 0.0)) * 1000.0, 1)
+        status_code = exit_report.get("status")
+        if status_code is None:
+            message = f"closed its channel without a result ({detail}); killed"
+            return self._result(worker, layers, t0, "crashed", message, cpu_ms=cpu_ms)
+        if os.WIFSIGNALED(status_code):
+            sig = signal.Signals(os.WTERMSIG(status_code))
+            cpu_limit = float(self.config.worker_config()["cpu_seconds"])
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_ms >= cpu_limit * 1000):
+                message = f"exceeded its CPU limit of {cpu_limit:.0f} s ({sig.name})"
+                return self._result(worker, layers, t0, "cpu", message, cpu_ms=cpu_ms)
+            message = f"was killed by {sig.name} before returning a result"
             if sig == signal.SIGXFSZ:
-                message = "tried to write a file (SIGXFSZ)"
-                return self._result(worker, layers, t0, "crashed", message)
-            message = f"was killed by {signal.Signals(sig).name} before returning a result"
-            return self._result(worker, layers, t0, "crashed", message)
-        code = os.WEXITSTATUS(status_code) if status_code is not None else "unknown"
-        message = f"exited (status {code}) without a result: {detail}"
-        return self._result(worker, layers, t0, "crashed", message)
+                message = "tried to write to a file (SIGXFSZ)"
+            return self._result(worker, layers, t0, "crashed", message, cpu_ms=cpu_ms)
+        code = os.WEXITSTATUS(status_code)
+        message = f"exited with status {code} without a result"
+        return self._result(worker, layers, t0, "crashed", message, cpu_ms=cpu_ms)
 
-    def _cpu_spent(self, t0: float) -> bool:
-        cpu = self.config.worker_config()["cpu_seconds"]
-        return time.perf_counter() - t0 >= float(cpu)
-
-    def _exit_status(self, worker: _Worker) -> int | None:
+    def _exit_report(self, worker: _Worker) -> dict[str, Any]:
         worker.wait_dead(_EXIT_WAIT_S)
         deadline = _Deadline(_EXIT_WAIT_S)
         with self._lock:
             while worker.pid not in self._exits and deadline.left() > 0:
                 self._lock.wait(deadline.left())
-            return self._exits.pop(worker.pid, None)
+            return self._exits.pop(worker.pid, {})
 
     def _result(
         self,
@@ -445,10 +461,12 @@ class SandboxPool:
         message: str,
         value: Any = None,
         logs: list[str] | None = None,
+        *,
+        cpu_ms: float | None = None,
     ) -> SandboxResult:
         duration = round((time.perf_counter() - t0) * 1000.0, 4)
         return SandboxResult(
-            status, message, value, tuple(logs or ()), dict(layers), duration, worker.pid
+            status, message, value, tuple(logs or ()), dict(layers), duration, worker.pid, cpu_ms
         )
 
     # -- state -----------------------------------------------------------------------------------

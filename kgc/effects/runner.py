@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from kgc.config import Settings
 from kgc.effects.code import SandboxedEffect
 from kgc.effects.pool import SandboxConfig, SandboxPool, SandboxResult
 from kgc.effects.verdict import EffectVerdict
@@ -48,10 +49,27 @@ class EffectRunner:
         self.pool = SandboxPool(config)
         self._start_lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EffectRunner:
+        config = SandboxConfig(
+            timeout_ms=float(settings.sandbox_timeout_ms),
+            memory_bytes=settings.sandbox_memory_limit_bytes,
+            strict=settings.strict_mode,
+            pool_size=settings.sandbox_pool_size,
+            uid=settings.sandbox_uid,
+            gid=settings.sandbox_uid,
+        )
+        return cls(config, enabled=settings.enable_sandboxing)
+
     def start(self) -> None:
         if self.enabled:
             with self._start_lock:
                 self.pool.start()
+
+    def probe(self) -> dict[str, Any]:
+        """Start the sandbox and confirm a worker confines itself; ``SandboxUnavailable`` if not."""
+        self.start()
+        return self.pool.probe()
 
     def close(self) -> None:
         self.pool.close()

@@ -264,13 +264,15 @@ class Zygote:
     def reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             self.children.discard(pid)
-            self.send({"op": "exited", "pid": pid, "status": status})
+            cpu = usage.ru_utime + usage.ru_stime
+            message = {"op": "exited", "pid": pid, "status": status, "cpu_s": cpu}
+            self.send(message | {"max_rss_kib": usage.ru_maxrss})
 
     def send(self, message: dict[str, Any]) -> None:
         self.control.send(json.dumps(message).encode())

@@ -3,7 +3,7 @@
 ::
 
     name = "point-has-equipment"
-    phase = "pre"                 # or "post" (post hooks need a run callable: Python API only)
+    phase = "pre"                 # or "post", which needs an [effect] (below)
     priority = 10                 # higher runs first
     timeout_ms = 2000
     message = "A point must belong to some equipment"
@@ -20,6 +20,15 @@
     media_type = "application/sparql-query"
 
 Each kind's fields are listed in ``kgc.hooks.when`` and documented in ``docs/conditions.md``.
+A post-commit hook file names its effect code, run in the sandbox (``docs/effects.md``)::
+
+    [effect]
+    entry = "run"                 # the function to call (default "run")
+    timeout_ms = 1000             # optional; at most the sandbox's own limit
+    [effect.ref]
+    uri = "file:notify.py"
+    sha256 = "..."
+    media_type = "text/x-python"
 """
 
 from __future__ import annotations
@@ -31,9 +40,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kgc.effects.code import PYTHON_MEDIA_TYPE, SandboxedEffect
 from kgc.errors import HookDefinitionError
 from kgc.hooks.model import Channel, Hook
-from kgc.hooks.when import WhenModel, build
+from kgc.hooks.refs import ConditionRef
+from kgc.hooks.when import RefModel, WhenModel, build
 
 HOOK_SUFFIXES = (".hook.toml", ".hook.json")
 
@@ -44,16 +55,24 @@ class _ChannelModel(BaseModel):
     view: Literal["before", "after", "delta"] = "after"
 
 
+class _EffectModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ref: RefModel
+    entry: str = Field(default="run", min_length=1)
+    timeout_ms: float | None = Field(default=None, gt=0)
+
+
 class _HookModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
-    phase: Literal["pre"] = "pre"
+    phase: Literal["pre", "post"] = "pre"
     priority: int = 0
     timeout_ms: float = Field(default=2000.0, gt=0)
     message: str = ""
     description: str = ""
     when: WhenModel
     channel: _ChannelModel | None = None
+    effect: _EffectModel | None = None
 
 
 def load_hook_file(path: str | Path) -> Hook:
@@ -64,6 +83,15 @@ def load_hook_file(path: str | Path) -> Hook:
         model = _HookModel.model_validate(raw)
     except ValidationError as exc:
         raise HookDefinitionError(f"{file}: {_first_error(exc)}") from exc
+    try:
+        return _hook(model, file)
+    except HookDefinitionError as exc:
+        if str(exc).startswith(str(file)):
+            raise
+        raise HookDefinitionError(f"{file}: {exc}") from None
+
+
+def _hook(model: _HookModel, file: Path) -> Hook:
     return Hook(
         name=model.name,
         when=build(model.when, file),
@@ -73,7 +101,24 @@ def load_hook_file(path: str | Path) -> Hook:
         message=model.message,
         description=model.description,
         channel=_channel(model.channel, file),
+        effect=_effect(model.effect, file),
     )
+
+
+def _effect(model: _EffectModel | None, file: Path) -> SandboxedEffect | None:
+    if model is None:
+        return None
+    if model.ref.media_type != PYTHON_MEDIA_TYPE:
+        raise HookDefinitionError(
+            f"{file}: field 'effect.ref.media_type': expected {PYTHON_MEDIA_TYPE!r}, "
+            f"got {model.ref.media_type!r}"
+        )
+    ref = ConditionRef(model.ref.uri, model.ref.sha256, model.ref.media_type)
+    source = ref.load(file.parent)
+    try:
+        return SandboxedEffect(source, model.entry, ref.uri, model.timeout_ms)
+    except HookDefinitionError as exc:
+        raise HookDefinitionError(f"{file}: {exc}") from None
 
 
 def _channel(model: _ChannelModel | None, file: Path) -> Channel:

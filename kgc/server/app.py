@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -16,11 +18,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kgc.engine import KnowledgeEngine
+from kgc.errors import SandboxUnavailable
 from kgc.server import admin, health, receipts_routes, sparql, transactions
 from kgc.server.auth import KeyRing
 from kgc.server.errors import HANDLERS
 from kgc.server.settings import ServerSettings
 from kgc.server.state import AppState
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -55,6 +60,17 @@ ROUTES = [
 ]
 
 
+def _warm_sandbox(engine: KnowledgeEngine) -> None:
+    effects = engine.transactions.effects
+    if not effects.enabled:
+        return
+    try:
+        layers = effects.probe()
+        logger.info("Sandbox ready: %s", ", ".join(f"{k}={v}" for k, v in layers.items()))
+    except SandboxUnavailable as exc:
+        logger.error("Sandbox unavailable: %s", exc)
+
+
 def create_app(
     engine: KnowledgeEngine,
     settings: ServerSettings | None = None,
@@ -71,6 +87,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.receipts.bind(asyncio.get_running_loop())
         engine.transactions.on_receipt.append(state.receipts.add)
+        # Start the sandbox off the event loop; /ready says "starting" until a worker is confined.
+        threading.Thread(target=_warm_sandbox, args=(engine,), daemon=True).start()
         try:
             yield
         finally:

@@ -81,7 +81,7 @@ def run_checks(state: AppState) -> dict[str, tuple[bool, str]]:
         "store": _store,
         "cache": _cache,
         "observability": _observability,
-        "sandbox": lambda _: "not configured (no effect sandbox in this version)",
+        "sandbox": _sandbox,
         "lockchain": _lockchain,
     }
     results: dict[str, tuple[bool, str]] = {}
@@ -101,6 +101,26 @@ def _observability(state: AppState) -> str:
     if type(provider).__module__.startswith("opentelemetry.sdk"):
         return "tracing: OpenTelemetry SDK installed"
     return "tracing: not configured (spans are no-ops)"
+
+
+def _sandbox(state: AppState) -> str:
+    """Ready when effects can run confined: started, every layer on (or, not strict, named)."""
+    status = state.engine.transactions.effects.status()
+    if status["state"] == "disabled":
+        return "disabled (ENABLE_SANDBOXING=false): effect code from hook files never runs"
+    if status["state"] != "ok" or not status["layers"]:
+        raise RuntimeError(f"sandbox {status['state']}: {status['problem'] or 'starting'}")
+    layers = status["layers"]
+    missing = sorted(k for k, v in layers.items() if str(v).startswith("missing"))
+    on = ", ".join(f"{k} ({_brief(v)})" for k, v in layers.items() if k not in missing)
+    text = f"ok: {status['warm_workers']} warm worker(s); layers on: {on}"
+    return text + (f"; missing (not strict): {', '.join(missing)}" if missing else "")
+
+
+def _brief(value: object) -> str:
+    if isinstance(value, dict):
+        return f"AS {value.get('RLIMIT_AS', 0) >> 20} MiB, CPU {value.get('RLIMIT_CPU')} s"
+    return str(value)
 
 
 def _store(state: AppState) -> str:
