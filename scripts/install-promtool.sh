@@ -2,16 +2,17 @@
 # Print the path of a runnable promtool for the test suite, installing one if needed.
 #
 # A promtool on PATH is used as it is. Otherwise Debian's prometheus package is downloaded with
-# `apt-get download` and unpacked with `dpkg -x` into .cache/promtool/ inside the checkout: only
-# its promtool binary is used. Nothing is installed system-wide and no Prometheus server is ever
-# started (the package's service files are never run). Idempotent: a second run finds the
-# unpacked binary and only prints its path. Exits non-zero, saying why on stderr, when no
+# `apt-get download` and unpacked with `dpkg -x` into a staging directory; only its promtool
+# binary (a static Go program) is kept, as .cache/promtool/bin/promtool inside the checkout, and
+# the rest, the Prometheus server included, is deleted: nothing is installed system-wide and no
+# Prometheus server can be started from here. Idempotent: a second run finds the binary and
+# only prints its path. Exits non-zero, saying why on stderr, when no
 # promtool can be had.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$root/.cache/promtool"
-binary="$dest/root/usr/bin/promtool"
+binary="$dest/bin/promtool"
 
 fail() { echo "install-promtool.sh: $*" >&2; exit 1; }
 
@@ -33,7 +34,7 @@ command -v apt-get >/dev/null || fail "no promtool on PATH and no apt-get to fet
 command -v dpkg >/dev/null || fail "no promtool on PATH and no dpkg to unpack Debian's"
 
 rm -rf "$dest"
-mkdir -p "$dest/debs" "$dest/root"
+mkdir -p "$dest/debs" "$dest/root" "$dest/bin"
 download() { (cd "$dest/debs" && apt-get download -q prometheus) >&2; }
 if ! download; then
     # A fresh machine may have no package lists yet; only root can fetch them.
@@ -42,8 +43,9 @@ if ! download; then
     download || fail "apt-get download prometheus failed"
 fi
 dpkg -x "$dest"/debs/prometheus_*.deb "$dest/root"
-rm -rf "$dest/debs"
+[[ -e "$dest/root/usr/bin/promtool" ]] || fail "the prometheus package did not contain usr/bin/promtool"
+mv "$dest/root/usr/bin/promtool" "$binary"
+rm -rf "$dest/debs" "$dest/root"
 
-[[ -e "$binary" ]] || fail "the prometheus package did not contain usr/bin/promtool"
 "$binary" --version >/dev/null 2>&1 || fail "the unpacked promtool does not run"
 echo "$binary"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,8 +23,10 @@ from ops_helpers import (
 
 
 @pytest.fixture(scope="session")
-def promtool() -> str:
-    """A runnable promtool (scripts/install-promtool.sh); skips, saying why, if none."""
+def promtool() -> Iterator[str]:
+    """A runnable promtool (scripts/install-promtool.sh); skips, saying why, if none.
+
+    At the end of the session no promtool or Prometheus process may be left running."""
     try:
         done = subprocess.run(
             ["bash", str(INSTALL_PROMTOOL)],
@@ -40,7 +43,20 @@ def promtool() -> str:
             f"promtool cannot be installed here: {INSTALL_PROMTOOL} exited {done.returncode}: "
             f"{done.stderr.strip()[-1500:]}"
         )
-    return lines[-1]
+    yield lines[-1]
+    assert leftover_prometheus_processes() == []
+
+
+def leftover_prometheus_processes() -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            exe = os.readlink(proc / "exe")
+        except OSError:
+            continue
+        if Path(exe).name in ("prometheus", "promtool"):
+            found.append(f"{proc.name}: {exe}")
+    return found
 
 
 @pytest.fixture(scope="session")
