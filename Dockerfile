@@ -2,7 +2,8 @@
 #
 #   docker build -t kgc:0.1.0 .
 #   docker run --read-only --tmpfs /tmp -p 3000:3000 -v kgc-data:/app/data \
-#     -v "$PWD/config:/app/config:ro" -e KGC_CONFIG_FILE=/app/config/kgc.toml kgc:0.1.0
+#     -v "$PWD/config:/app/config:ro" -e KGC_CONFIG_FILE=/app/config/kgc.toml \
+#     -e KGC_API_KEYS_FILE=/app/config/api-keys kgc:0.1.0
 #
 # The image runs as uid 1001 and writes nothing outside its volumes: /app/data (store,
 # lockchain, policy packs; writable) and /tmp (scratch for backups and pack installs). /app/config
