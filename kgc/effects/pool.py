@@ -274,13 +274,18 @@ class SandboxPool:
                     fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
             worker = _Worker(message["pid"], socket.socket(fileno=fds[0]), fds[1])
             with self._lock:
-                self._ready.append(worker)
-                self._lock.notify_all()
+                if not self._closed:
+                    self._ready.append(worker)
+                    self._lock.notify_all()
+                    return
+            worker.kill()
+            worker.close()
 
     def _drain_stderr(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stderr is not None
-        for line in process.stderr:
-            logger.warning("Sandbox zygote: %s", line.decode("utf-8", "replace").rstrip())
+        with process.stderr:
+            for line in process.stderr:
+                logger.warning("Sandbox zygote: %s", line.decode("utf-8", "replace").rstrip())
 
     def _request_spawn(self) -> None:
         message = {"op": "spawn", "config": self.config.worker_config()}

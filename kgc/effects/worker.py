@@ -66,22 +66,26 @@ PRELOADED = [
 ]
 CHANNEL_FD = 3
 HEADER = struct.Struct(">I")
+# The harness's own references: an effect that replaces json.dumps breaks only its own values.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_decode = json.JSONDecoder().decode
+_write, _read, _exit = os.write, os.read, os._exit
 
 
 # -- framing --------------------------------------------------------------------------------
 
 
 def write_frame(fd: int, value: Any) -> None:
-    data = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    data = _encode(value).encode("utf-8")
     view = memoryview(HEADER.pack(len(data)) + data)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[_write(fd, view) :]
 
 
 def read_exact(fd: int, n: int) -> bytes:
     chunks, left = [], n
     while left:
-        chunk = os.read(fd, min(left, 1 << 20))
+        chunk = _read(fd, min(left, 1 << 20))
         if not chunk:
             raise EOFError(f"channel closed with {left} of {n} bytes unread")
         chunks.append(chunk)
@@ -93,7 +97,7 @@ def read_frame(fd: int, limit: int) -> Any:
     (size,) = HEADER.unpack(read_exact(fd, HEADER.size))
     if size > limit:
         raise ValueError(f"frame of {size} bytes exceeds the {limit}-byte limit")
-    return json.loads(read_exact(fd, size))
+    return _decode(read_exact(fd, size).decode("utf-8"))
 
 
 # -- the worker's harness -----------------------------------------------------------------------
@@ -148,7 +152,7 @@ def run_call(call: dict[str, Any]) -> dict[str, Any]:
             raise NameError(f"the effect defines no function {call['entry']!r}")
         value = entry(call["event"])
         result = {"ok": True, "value": value}
-        json.dumps(result, allow_nan=False)  # a value JSON cannot hold is the effect's error
+        _encode(result)  # a value JSON cannot hold is the effect's error
     except MemoryError:
         result = {"ok": False, "kind": "memory", "message": "the effect ran out of memory"}
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are the effect's errors too
@@ -251,7 +255,7 @@ class Zygote:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 status = worker(theirs.fileno(), config, self.devnull)
             finally:
-                os._exit(status)
+                _exit(status)
         theirs.close()
         pidfd = os.pidfd_open(pid)
         self.children.add(pid)
@@ -324,7 +328,10 @@ def main() -> None:
     zygote = Zygote(control)
     # Workers then never scan (and so never copy) the zygote's objects in a collection.
     gc.freeze()
-    zygote.serve()
+    try:
+        zygote.serve()
+    except ConnectionError:  # the kgc process closed the pool (or died) mid-message
+        zygote.shutdown()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -87,8 +86,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.receipts.bind(asyncio.get_running_loop())
         engine.transactions.on_receipt.append(state.receipts.add)
-        # Start the sandbox off the event loop; /ready says "starting" until a worker is confined.
-        threading.Thread(target=_warm_sandbox, args=(engine,), daemon=True).start()
+        # Requests are served once the sandbox has confined a worker (or failed to, for /ready).
+        await asyncio.to_thread(_warm_sandbox, engine)
         try:
             yield
         finally:
