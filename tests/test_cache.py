@@ -361,9 +361,7 @@ def test_unreachable_redis_never_raises_and_its_password_is_not_logged(
 
 
 def test_encoded_values_carry_the_format_version() -> None:
-    assert encode(FIRED) == (
-        b'{"v":2,"fired":true,"detail":"1 row: ex:a","rows":1,"bindings":[]}'
-    )
+    assert encode(FIRED) == (b'{"v":2,"fired":true,"detail":"1 row: ex:a","rows":1,"bindings":[]}')
 
 
 def test_a_refused_command_is_an_outage_not_a_foreign_value(

@@ -192,6 +192,7 @@ class SandboxPool:
             self._request_spawn()
 
     def _start_zygote(self) -> None:
+        self._discard_zygote()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             process = subprocess.Popen(
@@ -221,10 +222,22 @@ class SandboxPool:
             raise SandboxUnavailable(f"the sandbox zygote did not start: {last[0]}")
         ours.settimeout(None)
         self._process, self._control, self._hello, self._broken = process, ours, hello, None
-        self._ready.clear()
         threading.Thread(target=self._listen, args=(ours,), name="kgc-sandbox", daemon=True).start()
         threading.Thread(target=self._drain_stderr, args=(process,), daemon=True).start()
         logger.info("Sandbox zygote %s started (%s)", hello.get("pid"), _describe_host(hello))
+
+    def _discard_zygote(self) -> None:
+        """Forget a dead zygote: its workers died with it (parent-death signal); reap it."""
+        workers, self._ready = list(self._ready), deque()
+        for worker in workers:
+            worker.kill()
+            worker.close()
+        if self._control is not None:
+            self._control.close()
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        self._control = self._process = None
 
     def close(self) -> None:
         with self._lock:
