@@ -39,6 +39,36 @@ def test_ready_lists_every_check(client: TestClient) -> None:
     }
 
 
+def test_ready_reports_the_sandbox_and_its_layers(client: TestClient) -> None:
+    sandbox = client.get("/ready").json()["checks"]["sandbox"]
+
+    assert sandbox.startswith("ok: ")
+    for layer in ("rlimits", "user", "no_new_privs", "landlock", "seccomp"):
+        assert layer in sandbox
+    assert "missing" not in sandbox
+
+
+def test_ready_says_when_sandboxing_is_disabled() -> None:
+    with KnowledgeEngine(enable_sandboxing=False) as engine, make_client(engine) as client:
+        response = client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["sandbox"].startswith("disabled (ENABLE_SANDBOXING=false)")
+
+
+def test_ready_fails_when_the_sandbox_refuses_to_run(engine: KnowledgeEngine) -> None:
+    with make_client(engine) as client:
+        # The state a strict pool enters when a worker reports a missing layer; the real path is
+        # tested in tests/effects/test_pool.py, in a process whose seccomp profile blocks Landlock.
+        engine.transactions.effects.pool._refused = "sandbox refuses to run effects: landlock: x"
+        response = client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["failures"] == [
+        "sandbox: RuntimeError: sandbox refusing: sandbox refuses to run effects: landlock: x"
+    ]
+
+
 def test_ready_answers_503_naming_a_failed_check(engine: KnowledgeEngine) -> None:
     with make_client(engine) as client:
         engine.store.close()  # the store is gone: readiness must say so, not crash
