@@ -88,3 +88,27 @@ def test_http_benchmark_serves_and_prints_both_targets() -> None:
     assert "target p99 <= 10 ms" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.strip().startswith(("50 ", "500 "))]
     assert len(rows) == 2 and all(line.split()[-1] in ("0", "meets", "MISSES") for line in rows)
+
+
+SANDBOX_SCRIPT = SCRIPT.parent / "sandbox.py"
+
+
+def test_quick_sandbox_benchmark_prints_its_table_with_every_layer_on() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SANDBOX_SCRIPT), "--calls", "40", "--warmup", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "NOT ALL LAYERS ON" not in out
+    for layer in ("user: ", "no_new_privs: True", "landlock: ABI", "seccomp: "):
+        assert layer in out
+    rows = [line for line in out.splitlines() if line.startswith("sandboxed call")]
+    assert len(rows) == 2
+    for row in rows:
+        figures = _figures(row.split("  ", 1)[1])  # after the row's name
+        assert figures[1] == 2.0 and figures[3] == 10.0  # the targets, beside p50 and p99
+        assert "PASS" in row or "FAIL" in row
