@@ -2,11 +2,14 @@
 audited transactions."""
 
 from kgc.config import Settings
+from kgc.effects.code import SandboxedEffect
+from kgc.effects.verdict import EffectVerdict
 from kgc.engine import KnowledgeEngine
 from kgc.errors import (
     ConditionHashMismatch,
     ConfigError,
     DeltaConflict,
+    EffectError,
     HookDefinitionError,
     HookError,
     InputError,
@@ -14,6 +17,7 @@ from kgc.errors import (
     NonCanonicalLiteral,
     RDFSyntaxError,
     ReservedGraphError,
+    SandboxUnavailable,
     StoreError,
     TermError,
     TransactionError,
@@ -52,6 +56,8 @@ __all__ = [
     "ConfigError",
     "Delta",
     "DeltaConflict",
+    "EffectError",
+    "EffectVerdict",
     "Hook",
     "HookDefinitionError",
     "HookError",
@@ -67,6 +73,8 @@ __all__ = [
     "RDFSyntaxError",
     "Receipt",
     "ReservedGraphError",
+    "SandboxUnavailable",
+    "SandboxedEffect",
     "Settings",
     "Shacl",
     "SigningKey",

@@ -113,7 +113,10 @@ class Settings(BaseSettings):
     # -- Performance -----------------------------------------------------------------------------
     strict_mode: bool = Field(
         default=True,
-        description="A pre-commit hook that errors or times out refuses the transaction.",
+        description=(
+            "A pre-commit hook that errors or times out refuses the transaction; the sandbox "
+            "refuses to run effects unless every confinement layer is on."
+        ),
     )
     transaction_timeout_ms: float = Field(
         default=2000.0, gt=0, description="Pre-commit time budget of one transaction."

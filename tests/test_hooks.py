@@ -182,7 +182,7 @@ def test_refs_that_cannot_be_read_are_refused(
     [
         ({"name": ...}, r"field 'name': Field required"),
         ({"name": ""}, r"field 'name': String should have at least 1 character"),
-        ({"phase": "post"}, r"field 'phase': Input should be 'pre'"),
+        ({"phase": "during"}, r"field 'phase': Input should be 'pre' or 'post'"),
         ({"timeout_ms": 0}, r"field 'timeout_ms': Input should be greater than 0"),
         ({"colour": "red"}, r"field 'colour': Extra inputs are not permitted"),
         ({"when": {"kind": "sparql-ask"}}, r"field 'when.ref': Field required"),

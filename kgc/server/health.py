@@ -2,7 +2,7 @@
 
 Liveness answers while the process runs. Readiness runs one check per part and answers 503 with
 the failures listed: the store (a count under the lock), the condition cache, observability and
-the effect sandbox (reported ``not configured`` until those modules exist), and the lockchain
+the effect sandbox (its layers; a failure when strict mode finds one missing), and the lockchain
 (its journal answers; a git anchorer that is retrying after an error is reported, not failed).
 """
 

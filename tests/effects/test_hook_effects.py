@@ -254,3 +254,11 @@ def test_effect_code_that_does_not_compile_is_refused_at_load(tmp_path: Path) ->
 def test_a_pre_commit_hook_cannot_carry_an_effect() -> None:
     with pytest.raises(HookDefinitionError, match="only post-commit hooks have effects"):
         Hook("x", SparqlAsk("ASK {}"), effect=_effect(TAG))
+
+
+def test_a_post_commit_hook_file_without_an_effect_is_refused(tmp_path: Path) -> None:
+    file = _hook_file(tmp_path, TAG)
+    text = file.read_text()
+    file.write_text(text[: text.index("[effect]")])
+    with pytest.raises(HookDefinitionError, match="needs exactly one of a 'run' callable"):
+        load_hook_file(file)
