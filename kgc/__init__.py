@@ -12,8 +12,10 @@ from kgc.errors import (
     InputError,
     KGCError,
     NonCanonicalLiteral,
+    ProposalError,
     RDFSyntaxError,
     ReservedGraphError,
+    ResolutionError,
     StoreError,
     TermError,
     TransactionError,
@@ -37,6 +39,7 @@ from kgc.hooks import (
 from kgc.lockchain import Lockchain, SigningKey
 from kgc.rdf.delta import Delta
 from kgc.receipt import Receipt
+from kgc.resolution import Outcome, Proposal, Resolver, resolve
 from kgc.store import OxigraphStore, Store
 from kgc.transaction import TransactionManager
 
@@ -63,10 +66,15 @@ __all__ = [
     "KnowledgeEngine",
     "Lockchain",
     "NonCanonicalLiteral",
+    "Outcome",
     "OxigraphStore",
+    "Proposal",
+    "ProposalError",
     "RDFSyntaxError",
     "Receipt",
     "ReservedGraphError",
+    "ResolutionError",
+    "Resolver",
     "Settings",
     "Shacl",
     "SigningKey",
@@ -80,4 +88,5 @@ __all__ = [
     "Veto",
     "__version__",
     "load_hook_file",
+    "resolve",
 ]

@@ -29,10 +29,15 @@ EXPECTED = [
     "KnowledgeEngine",
     "Lockchain",
     "NonCanonicalLiteral",
+    "Outcome",
     "OxigraphStore",
+    "Proposal",
+    "ProposalError",
     "RDFSyntaxError",
     "Receipt",
     "ReservedGraphError",
+    "ResolutionError",
+    "Resolver",
     "Settings",
     "Shacl",
     "SigningKey",
@@ -46,6 +51,7 @@ EXPECTED = [
     "Veto",
     "__version__",
     "load_hook_file",
+    "resolve",
 ]
 
 
