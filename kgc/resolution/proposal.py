@@ -54,6 +54,8 @@ class Proposal:
         _check_agent(self.agent)
         if not isinstance(self.delta, Delta):
             raise ProposalError("delta", f"expected a Delta, got {type(self.delta).__name__}")
+        if not len(self.delta):
+            raise ProposalError("delta", "is empty: a proposal adds or removes at least one quad")
         _check_confidence(self.confidence)
         _check_priority(self.priority)
         depends = _references(self.depends_on, "depends_on")
