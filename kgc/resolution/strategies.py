@@ -187,15 +187,17 @@ def settle_functional(ballot: Ballot, decisions: Decisions, rule: str) -> None:
     smallest N-Quads line; the other additions of that slot lose."""
     if not ballot.functional:
         return
-    slots: dict[tuple[str, str, str], list[str]] = {}
+    slots: dict[str, list[str]] = {}
     for line, side in decisions.side.items():
         quad = ballot.quads[line]
         if side > 0 and quad.predicate.value in ballot.functional:
-            slot = (str(quad.subject), str(quad.predicate), str(quad.graph_name))
+            graph = quad.graph_name
+            where = "" if isinstance(graph, ox.DefaultGraph) else f" in {graph}"
+            slot = f"{quad.subject} {quad.predicate}{where}"
             slots.setdefault(slot, []).append(line)
     for slot, lines in sorted(slots.items()):
         if len(lines) > 1:
-            _keep_one(ballot, decisions, " ".join(slot), lines, rule)
+            _keep_one(ballot, decisions, slot, lines, rule)
 
 
 def _keep_one(ballot: Ballot, decisions: Decisions, slot: str, lines: list[str], rule: str) -> None:
