@@ -22,6 +22,10 @@ from kgc.resolution.proposal import Proposal
 
 Stances = list[tuple[Proposal, int]]
 Key = Callable[[Proposal], tuple[float, ...]]
+# How strongly an added quad is backed, from its stances: settles functional-property conflicts.
+Strength = Callable[[Stances], tuple[float, ...]]
+ZERO_ALONE = "no support: its only voter gave confidence 0"
+ALL_ZERO = "no support: every agent that addressed it gave confidence 0"
 
 
 @dataclass
@@ -43,8 +47,6 @@ class Decisions:
     side: dict[str, int] = field(default_factory=dict)
     lost: dict[tuple[str, str], str] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
-    # How strongly each added quad is backed: settles functional-property conflicts.
-    strength: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def by_confidence(p: Proposal) -> tuple[float, ...]:
@@ -71,46 +73,60 @@ def strongest(proposals: list[Proposal], key: Key) -> Proposal:
 
 def voting(ballot: Ballot) -> Decisions:
     decisions = Decisions()
+    side_of, lost = decisions.side, decisions.lost
     for line, stances in ballot.index.items():
-        if len(stances) == 1:
-            _single_vote(decisions, line, *stances[0])
-        else:
+        first = stances[0][1]
+        if any(side != first for _, side in stances):
             _vote(decisions, line, stances, ballot.threshold)
-    settle_functional(ballot, decisions, "higher support, then more confidence in total")
+        elif any(p.confidence > 0 for p, _ in stances):
+            side_of[line] = first  # one side only: its support is 1
+        else:
+            reason = ZERO_ALONE if len(stances) == 1 else ALL_ZERO
+            for proposal, _ in stances:
+                lost[(proposal.digest, line)] = reason
+    rule = "higher support, then more confidence in total"
+    settle_functional(ballot, decisions, _vote_strength, rule)
     return decisions
 
 
-def _single_vote(decisions: Decisions, line: str, proposal: Proposal, side: int) -> None:
-    if proposal.confidence > 0:
-        decisions.side[line] = side
-        decisions.strength[line] = (1.0, proposal.confidence)
-    else:
-        decisions.lost[(proposal.digest, line)] = "no support: its only voter gave confidence 0"
+def _vote_strength(stances: Stances) -> tuple[float, ...]:
+    votes = _agent_votes(stances)
+    total = math.fsum(p.confidence for p, _ in votes)
+    backing = math.fsum(p.confidence for p, side in votes if side > 0)
+    return (backing / total if total else 0.0, backing)
 
 
 def _vote(decisions: Decisions, line: str, stances: Stances, threshold: float) -> None:
     votes = _agent_votes(stances)
-    total = math.fsum(p.confidence for p, _ in votes)
-    for_add = math.fsum(p.confidence for p, side in votes if side > 0)
-    for_rem = math.fsum(p.confidence for p, side in votes if side < 0)
-    support = {1: for_add / total if total else 0.0, -1: for_rem / total if total else 0.0}
-    passed = [side for side in (1, -1) if support[side] > 0 and support[side] >= threshold]
-    if len(passed) == 2:  # only below a threshold of 0.5: the larger support wins
-        passed = [] if support[1] == support[-1] else [max(passed, key=support.__getitem__)]
-    chosen = passed[0] if passed else 0
+    for_add = math.fsum([p.confidence for p, side in votes if side > 0])
+    for_rem = math.fsum([p.confidence for p, side in votes if side < 0])
+    total = for_add + for_rem
+    support = {1: for_add / total, -1: for_rem / total} if total else {1: 0.0, -1: 0.0}
+    chosen = _winner(support, threshold)
     if chosen:
         decisions.side[line] = chosen
-        decisions.strength[line] = (support[chosen], for_add if chosen > 0 else for_rem)
+    reasons = {s: _vote_reason(s, support, total, threshold) for s in (1, -1) if s != chosen}
     for proposal, side in stances:
         if side != chosen:
-            decisions.lost[(proposal.digest, line)] = _vote_reason(side, support, total, threshold)
-    if {side for _, side in votes} == {1, -1}:
+            decisions.lost[(proposal.digest, line)] = reasons[side]
+    if any(side != votes[0][1] for _, side in votes):  # agents, not just proposals, disagree
+        verdict = side_name(chosen) + " wins" if chosen else "no change"
         settled = (
-            f"votes: {support[1]:.3f} for adding, {support[-1]:.3f} for removing (threshold "
-            f"{threshold}): {side_name(chosen) + ' wins' if chosen else 'no change'}"
+            f"votes: {support[1]:.3f} for adding, {support[-1]:.3f} for removing "
+            f"(threshold {threshold}): {verdict}"
         )
         digests = tuple(sorted({p.digest for p, _ in stances}))
         decisions.conflicts.append(Conflict("add-remove", line, digests, settled))
+
+
+def _winner(support: dict[int, float], threshold: float) -> int:
+    """The side whose support reaches the threshold; below a threshold of 0.5 both can, and
+    the larger wins; equal support is a tie: 0, no change."""
+    add_ok = support[1] > 0 and support[1] >= threshold
+    remove_ok = support[-1] > 0 and support[-1] >= threshold
+    if add_ok and remove_ok:
+        return 0 if support[1] == support[-1] else (1 if support[1] > support[-1] else -1)
+    return 1 if add_ok else -1 if remove_ok else 0
 
 
 def _agent_votes(stances: Stances) -> Stances:
@@ -128,7 +144,7 @@ def _agent_votes(stances: Stances) -> Stances:
 
 def _vote_reason(side: int, support: dict[int, float], total: float, threshold: float) -> str:
     if total == 0:
-        return "no support: every agent that addressed it gave confidence 0"
+        return ALL_ZERO
     mine = support[side]
     if mine >= threshold:
         return f"tied at support {mine:.3f} with the opposite side: no change"
@@ -150,16 +166,19 @@ def _ranked(ballot: Ballot, key: Key) -> Decisions:
     """The union of every stance; an add-remove conflict goes to the stronger side by ``key``,
     removal on an exact tie."""
     decisions = Decisions()
+    side_of = decisions.side
     words = KEY_WORDS[key]
     for line, stances in ballot.index.items():
-        sides = {side for _, side in stances}
-        if len(sides) == 1:
-            (side,) = sides
-            decisions.side[line] = side
-            decisions.strength[line] = max(key(p) for p, _ in stances)
-            continue
-        _settle_sides(decisions, line, stances, key, words)
-    settle_functional(ballot, decisions, f"higher {words}")
+        first = stances[0][1]
+        if any(side != first for _, side in stances):
+            _settle_sides(decisions, line, stances, key, words)
+        else:
+            side_of[line] = first
+
+    def strength(stances: Stances) -> tuple[float, ...]:
+        return max(key(p) for p, side in stances if side > 0)
+
+    settle_functional(ballot, decisions, strength, f"higher {words}")
     return decisions
 
 
@@ -170,10 +189,10 @@ def _settle_sides(decisions: Decisions, line: str, stances: Stances, key: Key, w
     how = "tie, so removal wins" if tie else f"{side_name(chosen)} ranks higher by {words}"
     settled = f"{how} ({_fmt(best[1])} for adding, {_fmt(best[-1])} for removing)"
     decisions.side[line] = chosen
-    decisions.strength[line] = best[chosen]
+    reason = f"conflict: {settled}"
     for proposal, side in stances:
         if side != chosen:
-            decisions.lost[(proposal.digest, line)] = f"conflict: {settled}"
+            decisions.lost[(proposal.digest, line)] = reason
     digests = tuple(sorted({p.digest for p, _ in stances}))
     decisions.conflicts.append(Conflict("add-remove", line, digests, settled))
 
@@ -182,7 +201,7 @@ def _fmt(values: tuple[float, ...]) -> str:
     return "/".join(f"{v:g}" for v in values)
 
 
-def settle_functional(ballot: Ballot, decisions: Decisions, rule: str) -> None:
+def settle_functional(ballot: Ballot, decisions: Decisions, strength: Strength, rule: str) -> None:
     """Keep one added value per (subject, functional property, graph): the strongest, then the
     smallest N-Quads line; the other additions of that slot lose."""
     if not ballot.functional:
@@ -197,11 +216,18 @@ def settle_functional(ballot: Ballot, decisions: Decisions, rule: str) -> None:
             slots.setdefault(slot, []).append(line)
     for slot, lines in sorted(slots.items()):
         if len(lines) > 1:
-            _keep_one(ballot, decisions, slot, lines, rule)
+            _keep_one(ballot, decisions, slot, lines, strength, rule)
 
 
-def _keep_one(ballot: Ballot, decisions: Decisions, slot: str, lines: list[str], rule: str) -> None:
-    winner = min(lines, key=lambda li: (tuple(-x for x in decisions.strength[li]), li))
+def _keep_one(
+    ballot: Ballot,
+    decisions: Decisions,
+    slot: str,
+    lines: list[str],
+    strength: Strength,
+    rule: str,
+) -> None:
+    winner = min(lines, key=lambda li: (tuple(-x for x in strength(ballot.index[li])), li))
     reason = f"functional property conflict on {slot}: kept {winner} ({rule})"
     digests: set[str] = set()
     for line in lines:
