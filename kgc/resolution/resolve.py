@@ -43,7 +43,7 @@ def resolve(
     functional: Iterable[str] = (),
 ) -> Outcome:
     """Resolve ``proposals`` by ``strategy``; ``functional`` lists functional property IRIs."""
-    _check(strategy, threshold, crdt_bias)
+    check_options(strategy, threshold, crdt_bias)
     unique = sorted({p.digest: p for p in proposals}.values(), key=lambda p: p.digest)
     key = by_priority if strategy == "priority" else by_confidence
     excluded, conflicts = _admit(unique, key)
@@ -63,7 +63,8 @@ def resolve(
     return _outcome(strategy, threshold, crdt_bias, ballot, decisions, reports, conflicts, note)
 
 
-def _check(strategy: str, threshold: float, crdt_bias: str) -> None:
+def check_options(strategy: str, threshold: float, crdt_bias: str) -> None:
+    """Refuse an unknown strategy or bias, or a threshold outside (0, 1], naming it."""
     if strategy not in STRATEGIES:
         raise InputError(f"unknown resolution strategy {strategy!r}; expected one of {_names()}")
     if isinstance(threshold, bool) or not 0 < threshold <= 1:

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kgc.errors import (
+    InputError,
     KGCError,
     ProposalError,
     ResolutionDisabled,
@@ -30,7 +31,7 @@ from kgc.errors import (
 )
 from kgc.resolution.proposal import Proposal
 from kgc.resolution.record import ClosedBy, ResolutionRecord
-from kgc.resolution.resolve import _check, resolve
+from kgc.resolution.resolve import check_options, resolve
 from kgc.resolution.round import Round, now_iso
 
 if TYPE_CHECKING:
@@ -75,9 +76,9 @@ class Resolver:
         self.engine = engine
         self.strategy = strategy if strategy is not None else settings.resolution_strategy
         self.threshold = threshold if threshold is not None else settings.consensus_threshold
-        self.timeout_ms = timeout_ms if timeout_ms is not None else settings.resolution_timeout_ms
+        self.timeout_ms = _timeout(timeout_ms, settings.resolution_timeout_ms)
         self.crdt_bias = crdt_bias if crdt_bias is not None else settings.resolution_crdt_bias
-        _check(self.strategy, self.threshold, self.crdt_bias)
+        check_options(self.strategy, self.threshold, self.crdt_bias)
         self.functional = frozenset(functional)
         self._keep = keep
         self._lock = threading.Lock()
@@ -128,7 +129,7 @@ class Resolver:
         with self._lock:
             if topic in self._open:
                 raise RoundMismatch(f"topic {topic!r} already has an open round")
-            started = self._start(topic, expected, timeout_ms or self.timeout_ms)
+            started = self._start(topic, expected, _timeout(timeout_ms, self.timeout_ms))
         return self.record(started.id)
 
     def close(self, round_id: str) -> ResolutionRecord:
@@ -288,3 +289,10 @@ def check_round_fields(topic: object, expected: object) -> None:
         raise ProposalError("expected", f"expected a whole number, got {expected!r}")
     if expected is not None and expected < 1:
         raise ProposalError("expected", f"must be at least 1, got {expected}")
+
+
+def _timeout(given: float | None, default: float) -> float:
+    timeout = default if given is None else given
+    if isinstance(timeout, bool) or not timeout > 0:
+        raise InputError(f"a round's timeout_ms must be above 0, got {timeout!r}")
+    return float(timeout)
