@@ -221,18 +221,7 @@ class Resolver:
         proposals = closing.close()
         if proposals is None:  # another thread is finishing it
             return self.wait(closing.id)
-        with self._lock:
-            timer = self._timers.pop(closing.id, None)
-            base = replace(
-                self._records[closing.id],
-                status="resolving",
-                proposals=tuple(p.digest for p in proposals),
-                closed_at=now_iso(),
-                closed_by=closed_by,
-            )
-            self._set(base)
-        if timer is not None:
-            timer.cancel()
+        base = self._resolving(closing, proposals, closed_by)
         try:
             final = self._resolve_and_apply(base, proposals)
         except KGCError as exc:
@@ -249,6 +238,24 @@ class Resolver:
             "Resolution round %s: %s (%d proposals)", closing.id, final.status, len(proposals)
         )
         return final
+
+    def _resolving(
+        self, closing: Round, proposals: list[Proposal], closed_by: ClosedBy
+    ) -> ResolutionRecord:
+        """Record the round as closed and being resolved; stop its timer."""
+        with self._lock:
+            timer = self._timers.pop(closing.id, None)
+            base = replace(
+                self._records[closing.id],
+                status="resolving",
+                proposals=tuple(p.digest for p in proposals),
+                closed_at=now_iso(),
+                closed_by=closed_by,
+            )
+            self._set(base)
+        if timer is not None:
+            timer.cancel()
+        return base
 
     def _resolve_and_apply(
         self, base: ResolutionRecord, proposals: list[Proposal]
