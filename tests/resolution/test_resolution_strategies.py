@@ -309,3 +309,46 @@ def test_a_declared_conflict_is_settled_by_the_strategys_ranking(
     assert [c.kind for c in outcome.conflicts] == ["declared"]
     loser = urgent if winner == "sure" else sure
     assert reasons(outcome, loser)[0].startswith("declared conflict with")
+
+
+# no agreement at all --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "bias", "added", "removed"),
+    [
+        ("voting", "add-wins", set(), set()),  # 0.5 each, below 0.6: left as it is
+        ("merging", "add-wins", set(), {A}),  # exact tie: removal wins
+        ("priority", "add-wins", set(), {A}),
+        ("crdt", "add-wins", {A}, set()),
+        ("crdt", "remove-wins", set(), {A}),
+        ("consensus", "add-wins", set(), set()),  # 1 of 2 agents agree: 0.5 < 0.6
+    ],
+)
+def test_two_agents_in_exact_opposition(
+    strategy: str, bias: str, added: set[object], removed: set[object]
+) -> None:
+    adder = propose("a", add=[A], confidence=0.5, priority=1)
+    remover = propose("b", remove=[A], confidence=0.5, priority=1)
+
+    outcome = resolve([remover, adder], strategy=strategy, crdt_bias=bias)
+
+    assert sides(outcome) == (added, removed)
+    assert {c.kind for c in outcome.conflicts} >= {"add-remove"}
+
+
+def test_crdt_ignores_confidence_even_zero() -> None:
+    zero = propose("a", add=[A], confidence=0)
+    sure = propose("b", remove=[A], confidence=1)
+
+    assert sides(resolve([zero, sure], strategy="crdt")) == ({A}, set())
+
+
+def test_consensus_exactly_at_the_threshold_commits() -> None:
+    agreeing = [propose(f"agent-{n}", add=[quad(f"s{n}")]) for n in range(3)]
+    dissent = [propose(f"critic-{n}", remove=[quad("s0")], confidence=0.1) for n in range(2)]
+
+    outcome = resolve(agreeing + dissent, strategy="consensus", threshold=0.6)
+
+    assert outcome.note == "consensus reached: 3 of 5 agents agree (0.600; threshold 0.6)"
+    assert len(outcome.additions) == 3
