@@ -109,3 +109,4 @@ def test_resolution_benchmark_prints_every_strategy_beside_its_target() -> None:
     table = [r for r in rows if len(r) > 6 and r[0] in strategies and r[4] == "<="]
     assert [r[0] for r in table] == strategies
     assert all(r[6] in ("PASS", "FAIL") and float(r[1]) > 0 for r in table)
+    assert "round end to end (voting, in-memory engine" in out
