@@ -15,8 +15,10 @@ from kgc.errors import (
     InputError,
     KGCError,
     NonCanonicalLiteral,
+    ProposalError,
     RDFSyntaxError,
     ReservedGraphError,
+    ResolutionError,
     SandboxUnavailable,
     StoreError,
     TermError,
@@ -41,6 +43,7 @@ from kgc.hooks import (
 from kgc.lockchain import Lockchain, SigningKey
 from kgc.rdf.delta import Delta
 from kgc.receipt import Receipt
+from kgc.resolution import Outcome, Proposal, Resolver, resolve
 from kgc.store import OxigraphStore, Store
 from kgc.transaction import TransactionManager
 
@@ -69,10 +72,15 @@ __all__ = [
     "KnowledgeEngine",
     "Lockchain",
     "NonCanonicalLiteral",
+    "Outcome",
     "OxigraphStore",
+    "Proposal",
+    "ProposalError",
     "RDFSyntaxError",
     "Receipt",
     "ReservedGraphError",
+    "ResolutionError",
+    "Resolver",
     "SandboxUnavailable",
     "SandboxedEffect",
     "Settings",
@@ -88,4 +96,5 @@ __all__ = [
     "Veto",
     "__version__",
     "load_hook_file",
+    "resolve",
 ]

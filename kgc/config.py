@@ -231,11 +231,22 @@ class Settings(BaseSettings):
         default=False, description="Refuse policy packs that are not signed by a trusted key."
     )
 
-    # -- Resolution (not implemented in kgc yet) -------------------------------------------------
-    enable_resolution: bool = Field(default=False, description="Not used yet.")
-    resolution_strategy: Literal["voting"] = Field(default="voting", description="Not used yet.")
-    consensus_threshold: float = Field(default=0.6, gt=0, le=1, description="Not used yet.")
-    resolution_timeout_ms: float = Field(default=5000.0, gt=0, description="Not used yet.")
+    # -- Resolution (kgc.resolution, docs/resolution.md) -------------------------------------------
+    enable_resolution: bool = Field(
+        default=False, description="Accept proposals (Resolver, POST /proposals)."
+    )
+    resolution_strategy: Literal["voting", "merging", "crdt", "priority", "consensus"] = Field(
+        default="voting", description="How a round turns proposals into one delta."
+    )
+    consensus_threshold: float = Field(
+        default=0.6, gt=0, le=1, description="Support (voting) or share of agents (consensus)."
+    )
+    resolution_timeout_ms: float = Field(
+        default=5000.0, gt=0, description="A round resolves this long after it opened."
+    )
+    resolution_crdt_bias: Literal["add-wins", "remove-wins"] = Field(
+        default="add-wins", description="crdt: which side a concurrent add and remove settle on."
+    )
 
     # -- Server (kgc serve) ----------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on.")

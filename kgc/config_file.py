@@ -70,6 +70,7 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "strategy": "resolution_strategy",
         "consensusThreshold": "consensus_threshold",
         "timeoutMs": "resolution_timeout_ms",
+        "crdtBias": "resolution_crdt_bias",
     },
 }
 

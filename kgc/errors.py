@@ -14,7 +14,8 @@
     │   ├── DeltaConflict           one quad both added and removed
     │   ├── ReservedGraphError      a delta that touches kgc's reserved graphs
     │   ├── QuerySyntaxError        a SPARQL query that does not parse
-    │   └── NonCanonicalLiteral     a literal the store would rewrite, in strict-literal mode
+    │   ├── NonCanonicalLiteral     a literal the store would rewrite, in strict-literal mode
+    │   └── ProposalError           a malformed resolution proposal (names the field)
     ├── HookError                   a hook or its condition cannot be loaded
     │   ├── HookDefinitionError     a hook file that is malformed (names the field)
     │   ├── ConditionHashMismatch   a condition file whose sha256 differs from its ref
@@ -40,6 +41,10 @@
     ├── BackupError                 a backup that cannot be made, read or restored (names it)
     │   ├── BackupCorrupt           an archive whose manifest or a member does not check
     │   └── RestoreRefused          a restore or rebuild target that is not empty (no --force)
+    ├── ResolutionError             the resolution layer cannot take a request
+    │   ├── ResolutionDisabled      enable_resolution (ENABLE_RESOLUTION) is false
+    │   ├── UnknownRound            a resolution round id that this resolver does not hold
+    │   └── RoundMismatch           a proposal's round parameters differ from the open round's
     ├── TransactionError            the pipeline failed before the commit point
     │   └── TransactionTimeout      the pre-commit budget ran out
     └── EffectError                 an effect could not run or did not finish (kind: in the receipt)
@@ -144,6 +149,14 @@ class QuerySyntaxError(InputError):
 
 class NonCanonicalLiteral(InputError):
     """A literal the store would rewrite, refused because literal policy is ``refuse``."""
+
+
+class ProposalError(InputError):
+    """A resolution proposal that is malformed; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"proposal field {field!r}: {message}")
+        self.field = field
 
 
 class HookError(KGCError):
@@ -260,6 +273,22 @@ class BackupCorrupt(BackupError):
 
 class RestoreRefused(BackupError):
     """A restore or rebuild target that already holds data; ``--force`` replaces it."""
+
+
+class ResolutionError(KGCError):
+    """The resolution layer cannot take a request; nothing changed."""
+
+
+class ResolutionDisabled(ResolutionError):
+    """The resolution layer is switched off (``enable_resolution``, ``ENABLE_RESOLUTION``)."""
+
+
+class UnknownRound(ResolutionError):
+    """No resolution round with this id is held (never opened, or dropped from memory)."""
+
+
+class RoundMismatch(ResolutionError):
+    """A proposal asked for round parameters (``expected``) that differ from the open round's."""
 
 
 class TransactionError(KGCError):

@@ -90,6 +90,28 @@ def test_http_benchmark_serves_and_prints_both_targets() -> None:
     assert len(rows) == 2 and all(line.split()[-1] in ("0", "meets", "MISSES") for line in rows)
 
 
+def test_resolution_benchmark_prints_every_strategy_beside_its_target() -> None:
+    """``python benchmarks/resolution.py``: 100 proposals of 100 quads, each strategy."""
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "resolution.py"), "--repeats", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "100 proposals of 100 quads (10,000 stances)" in out
+    for heading in ("strategy", "median ms", "target", "conflicts"):
+        assert heading in out
+    strategies = ["voting", "merging", "crdt", "priority", "consensus"]
+    rows = [line.split() for line in out.splitlines()]
+    table = [r for r in rows if len(r) > 6 and r[0] in strategies and r[4] == "<="]
+    assert [r[0] for r in table] == strategies
+    assert all(r[6] in ("PASS", "FAIL") and float(r[1]) > 0 for r in table)
+    assert "round end to end (voting, in-memory engine" in out
+
+
 SANDBOX_SCRIPT = SCRIPT.parent / "sandbox.py"
 
 

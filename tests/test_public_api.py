@@ -31,10 +31,15 @@ EXPECTED = [
     "KnowledgeEngine",
     "Lockchain",
     "NonCanonicalLiteral",
+    "Outcome",
     "OxigraphStore",
+    "Proposal",
+    "ProposalError",
     "RDFSyntaxError",
     "Receipt",
     "ReservedGraphError",
+    "ResolutionError",
+    "Resolver",
     "SandboxUnavailable",
     "SandboxedEffect",
     "Settings",
@@ -50,6 +55,7 @@ EXPECTED = [
     "Veto",
     "__version__",
     "load_hook_file",
+    "resolve",
 ]
 
 

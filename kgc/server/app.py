@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from kgc.engine import KnowledgeEngine
 from kgc.errors import SandboxUnavailable
-from kgc.server import admin, health, receipts_routes, sparql, transactions
+from kgc.server import admin, health, receipts_routes, resolution_routes, sparql, transactions
 from kgc.server.auth import KeyRing
 from kgc.server.errors import HANDLERS
 from kgc.server.settings import ServerSettings
@@ -56,6 +56,8 @@ ROUTES = [
     Route("/policy/deactivate", admin.deactivate, methods=["POST"]),
     Route("/policy/rollback", admin.rollback, methods=["POST"]),
     Route("/lockchain/verify", admin.verify_lockchain, methods=["POST"]),
+    Route("/proposals", resolution_routes.post_proposal, methods=["POST"]),
+    Route("/resolutions/{round_id}", resolution_routes.get_resolution, methods=["GET"]),
 ]
 
 

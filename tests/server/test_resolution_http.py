@@ -1,0 +1,230 @@
+"""``POST /proposals`` and ``GET /resolutions/{id}``: in process, and on a real ``kgc serve``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from served import (
+    BAD_LABEL,
+    KEYS,
+    READ_KEY,
+    WRITE_KEY,
+    Served,
+    auth,
+    make_client,
+    start_server,
+    write_veto_hook,
+)
+from starlette.testclient import TestClient
+
+from kgc import KnowledgeEngine
+
+A = "<urn:ex:ahu1> <urn:ex:feeds> <urn:ex:vav1> ."
+B = "<urn:ex:ahu1> <urn:ex:feeds> <urn:ex:vav2> ."
+ASK_A = "ASK { <urn:ex:ahu1> <urn:ex:feeds> <urn:ex:vav1> }"
+
+
+def body(agent: str, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"agent": agent, "delta": {"additions": [A]}, "confidence": 0.8}
+    data.update(fields)
+    return data
+
+
+@pytest.fixture
+def enabled() -> Iterator[TestClient]:
+    with KnowledgeEngine(enable_resolution=True) as engine, make_client(engine) as client:
+        yield client
+
+
+def test_disabled_layer_answers_404_naming_the_setting(client: TestClient) -> None:
+    posted = client.post("/proposals", json=body("bms"), headers=auth(WRITE_KEY))
+    read = client.get("/resolutions/round-x", headers=auth(READ_KEY))
+
+    assert (posted.status_code, read.status_code) == (404, 404)
+    assert "ENABLE_RESOLUTION" in posted.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"confidence": 1.5}, "confidence"),
+        ({"confidence": None}, "confidence"),
+        ({"priority": "high"}, "priority"),
+        ({"agent": ""}, "agent"),
+        ({"delta": {"additions": ["<urn:ex:a> <urn:ex:p> ."]}}, "delta"),
+        ({"depends_on": ["123"]}, "depends_on[0]"),
+        ({"expected": 0}, "expected"),
+        ({"topic": 5}, "topic"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_proposal_is_400_naming_the_field_and_changes_nothing(
+    enabled: TestClient, change: dict[str, Any], field: str
+) -> None:
+    response = enabled.post("/proposals", json={**body("bms"), **change}, headers=auth(WRITE_KEY))
+    ask = enabled.get("/sparql", params={"query": ASK_A}, headers=auth(READ_KEY))
+
+    assert response.status_code == 400, response.text
+    assert f"proposal field {field!r}" in response.json()["error"]
+    assert ask.json()["boolean"] is False
+
+
+def test_roles_media_type_and_unknown_rounds(enabled: TestClient) -> None:
+    reader = enabled.post("/proposals", json=body("bms"), headers=auth(READ_KEY))
+    text = enabled.post(
+        "/proposals", content=A, headers={**auth(WRITE_KEY), "Content-Type": "text/plain"}
+    )
+    missing = enabled.get("/resolutions/round-nope", headers=auth(READ_KEY))
+
+    assert (reader.status_code, text.status_code, missing.status_code) == (403, 415, 404)
+    assert "no resolution round 'round-nope'" in missing.json()["error"]
+
+
+def test_zero_confidence_and_priority_survive_the_wire(enabled: TestClient) -> None:
+    posted = enabled.post(
+        "/proposals",
+        json=body("bms", confidence=0, priority=0, expected=1),
+        headers=auth(WRITE_KEY),
+    )
+
+    assert posted.status_code == 202
+    proposal = posted.json()["round"]["proposals"][0]
+    assert (proposal["confidence"], proposal["priority"]) == (0.0, 0)
+    # Voting: a lone voter with confidence 0 gives no support, so nothing is applied.
+    assert posted.json()["round"]["status"] == "empty"
+    assert proposal["rejected"][0]["reason"] == "no support: its only voter gave confidence 0"
+
+
+def test_a_round_mismatch_is_409(enabled: TestClient) -> None:
+    first = enabled.post(
+        "/proposals", json=body("bms", expected=3, topic="t"), headers=auth(WRITE_KEY)
+    )
+    second = enabled.post(
+        "/proposals", json=body("model", expected=2, topic="t"), headers=auth(WRITE_KEY)
+    )
+
+    assert first.status_code == 202
+    assert second.status_code == 409 and "expects 3 proposals" in second.json()["error"]
+
+
+# A real kgc serve ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("serve-resolution")
+    server = start_server(
+        tmp,
+        KGC_API_KEYS=KEYS,
+        KGC_HOOKS_PATH=str(write_veto_hook(tmp / "hooks")),
+        ENABLE_RESOLUTION="true",
+        RESOLUTION_STRATEGY="merging",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_three_agents_resolve_over_http_and_the_receipt_cites_them(served: Served) -> None:
+    with httpx.Client(base_url=served.url, headers=auth(WRITE_KEY)) as client:
+        proposals = [
+            body("bms", expected=3, topic="ahu1", delta={"additions": [A, B]}),
+            body("survey", topic="ahu1", delta={"additions": [A]}),
+            body("model", topic="ahu1", delta={"removals": [B]}, confidence=0.9),
+        ]
+        answers = [client.post("/proposals", json=p) for p in proposals]
+        round_id = answers[0].json()["round"]["id"]
+        record = client.get(f"/resolutions/{round_id}").json()
+        receipt = client.get(f"/receipts/{record['receipt']['id']}").json()
+        has_a = client.get("/sparql", params={"query": ASK_A}).json()["boolean"]
+
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert answers[0].headers["location"] == f"/resolutions/{round_id}"
+    assert [a.json()["round"]["status"] for a in answers] == ["open", "open", "committed"]
+    assert record["status"] == "committed" and record["closed_by"] == "count"
+    assert record["outcome"]["resolved"] == {"additions": [A], "removals": [B]}
+    bms = next(p for p in record["proposals"] if p["agent"] == "bms")
+    assert bms["status"] == "partial"
+    assert bms["rejected"][0]["quad"] == B
+    assert "removal ranks higher by confidence" in bms["rejected"][0]["reason"]
+    sealed = receipt["provenance"]["resolution"]
+    assert sealed["round"] == round_id and sealed["strategy"] == "merging"
+    digests = {a.json()["proposal"] for a in answers}
+    assert {p["digest"] for p in sealed["proposals"]} == digests
+    assert has_a is True
+
+
+def test_a_vetoed_resolution_is_visible_in_its_record(served: Served) -> None:
+    bad = f"<urn:ex:c> <urn:ex:p> {BAD_LABEL} ."
+    with httpx.Client(base_url=served.url, headers=auth(WRITE_KEY)) as client:
+        answer = client.post(
+            "/proposals", json=body("model", expected=1, topic="bad", delta={"additions": [bad]})
+        )
+        record = client.get(f"/resolutions/{answer.json()['round']['id']}").json()
+        ask = client.get("/sparql", params={"query": f"ASK {{ ?s ?p {BAD_LABEL} }}"}).json()
+
+    assert answer.status_code == 202
+    assert record["status"] == "vetoed"
+    assert record["receipt"]["committed"] is False
+    assert record["receipt"]["vetoed_by"] == ["no-bad"]
+    assert ask["boolean"] is False
+
+
+def test_a_round_without_a_count_resolves_on_its_timeout(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path, KGC_API_KEYS=KEYS, ENABLE_RESOLUTION="true", RESOLUTION_TIMEOUT_MS="200"
+    )
+    try:
+        with httpx.Client(base_url=server.url, headers=auth(WRITE_KEY)) as client:
+            answer = client.post("/proposals", json=body("bms"))
+            round_id = answer.json()["round"]["id"]
+            record = _wait_done(client, round_id)
+    finally:
+        server.stop()
+
+    assert answer.json()["round"]["status"] == "open"
+    assert (record["status"], record["closed_by"]) == ("committed", "timeout")
+
+
+def _wait_done(client: httpx.Client, round_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        record: dict[str, Any] = client.get(f"/resolutions/{round_id}").json()
+        if record["status"] not in ("open", "resolving") or time.monotonic() > deadline:
+            return record
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_in_the_resolution_routes(tmp_path: Path) -> None:
+    """The suite-wide schemathesis run sees these routes disabled (404); this one enables them."""
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
+    server = start_server(
+        tmp_path, KGC_API_KEYS=KEYS, ENABLE_RESOLUTION="true", RESOLUTION_TIMEOUT_MS="200"
+    )
+    args = [cli, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error"]
+    args += ["--max-examples", "25", "--include-path-regex", "^/(proposals|resolutions)"]
+    args += ["--header", f"Authorization: Bearer {WRITE_KEY}", "--no-color"]
+    try:
+        run = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    finally:
+        server.stop()
+
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report[-4000:]
+    assert "Traceback" not in server.output()
