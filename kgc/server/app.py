@@ -93,6 +93,9 @@ def create_app(
         try:
             yield
         finally:
+            resolver = getattr(app.state, "kgc_resolver", None)
+            if resolver is not None:  # no round timer may fire into a closing engine
+                resolver.shutdown()
             state.receipts.close_streams()
             engine.transactions.on_receipt.remove(state.receipts.add)
             state.queue.close()

@@ -228,3 +228,15 @@ def test_schemathesis_finds_no_server_error_in_the_resolution_routes(tmp_path: P
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-4000:]
     assert "Traceback" not in server.output()
+
+
+def test_shutting_the_server_down_cancels_open_rounds_timers() -> None:
+    engine = KnowledgeEngine(enable_resolution=True, resolution_timeout_ms=300)
+    with make_client(engine) as client:
+        answer = client.post("/proposals", json=body("bms"), headers=auth(WRITE_KEY))
+        resolver = client.app.state.kgc_resolver  # type: ignore[attr-defined]
+    engine.close()
+    time.sleep(0.6)  # past the round's timeout: a timer left running would fire now
+
+    record = resolver.record(answer.json()["round"]["id"])
+    assert record.status == "open"  # not "failed" on a closed store
