@@ -127,6 +127,10 @@ class _Expired(Exception):
     pass
 
 
+class _WorkerLost(Exception):
+    pass
+
+
 def _recv_exact(sock: socket.socket, n: int, deadline: _Deadline) -> bytes:
     chunks, left = [], n
     while left:
@@ -334,12 +338,10 @@ class SandboxPool:
         """Start the pool if needed and spend one worker to learn the layers it applies."""
         if self._refused is not None:
             raise SandboxUnavailable(self._refused)
-        worker = self._take()
-        try:
-            return self._ready_frame(worker)
-        finally:
-            worker.kill()
-            worker.close()
+        worker, layers = self._confined_worker()
+        worker.kill()
+        worker.close()
+        return layers
 
     def call(
         self, name: str, code: str, event: Any, *, entry: str = "run", timeout_ms: float | None
@@ -348,20 +350,44 @@ class SandboxPool:
         docstring). ``SandboxUnavailable`` when no worker can be had or a layer is missing."""
         if self._refused is not None:
             raise SandboxUnavailable(self._refused)
-        worker = self._take()
+        worker, layers = self._confined_worker()
         try:
-            layers = self._ready_frame(worker)
             self.calls += 1
             return self._run(worker, layers, name, code, event, entry, timeout_ms)
         finally:
             worker.kill()
             worker.close()
 
+    def _confined_worker(self) -> tuple[_Worker, dict[str, Any]]:
+        """A warm worker and its layers. One that died waiting (its zygote was killed, say) is
+        replaced once; a second loss, or a refusal, is ``SandboxUnavailable``."""
+        for attempt in (1, 2):
+            worker = self._take()
+            try:
+                return worker, self._ready_frame(worker)
+            except _WorkerLost as exc:
+                worker.kill()
+                worker.close()
+                self._notice_dead_zygote()
+                if attempt == 2:
+                    raise SandboxUnavailable(str(exc)) from exc
+            except BaseException:
+                worker.kill()
+                worker.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def _notice_dead_zygote(self) -> None:
+        with self._lock:
+            process = self._process
+            if process is not None and process.poll() is not None and self._broken is None:
+                self._broken = f"the sandbox zygote exited (status {process.returncode})"
+
     def _ready_frame(self, worker: _Worker) -> dict[str, Any]:
         try:
             ready = _recv_frame(worker.sock, 1 << 16, _Deadline(_READY_TIMEOUT_S))
-        except (EOFError, _Expired, OverflowError, ValueError) as exc:
-            raise SandboxUnavailable(f"sandbox worker {worker.pid} never became ready") from exc
+        except (EOFError, ConnectionError, _Expired, OverflowError, ValueError) as exc:
+            raise _WorkerLost(f"sandbox worker {worker.pid} never became ready: {exc}") from exc
         if not ready.get("ready"):
             self._refused = f"sandbox refuses to run effects: {ready.get('refused')}"
             raise SandboxUnavailable(self._refused)

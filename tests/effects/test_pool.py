@@ -61,6 +61,19 @@ def test_a_killed_zygote_is_replaced_on_the_next_call() -> None:
     assert result.status == "ok"
 
 
+def test_a_call_right_after_the_zygote_dies_gets_a_worker_of_a_new_one() -> None:
+    pool = SandboxPool(SandboxConfig(pool_size=3))
+    try:
+        pool.probe()  # three warm workers wait; they die with their zygote
+        os.kill(pool.status()["host"]["pid"], signal.SIGKILL)
+        time.sleep(0.05)
+        result = pool.call("after", PID, {}, timeout_ms=None)
+    finally:
+        pool.close()
+
+    assert result.status == "ok"
+
+
 def test_a_closed_pool_refuses_calls() -> None:
     pool = SandboxPool(SandboxConfig(pool_size=1))
     pool.start()
