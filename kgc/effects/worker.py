@@ -41,7 +41,8 @@ else:  # run as a script by the pool, under -I: the script's own directory is no
     import confine  # type: ignore[import-not-found,no-redef]
 
 # Modules an effect may use: imported once in the zygote, since a confined worker cannot read
-# the file system to import anything new.
+# the file system to import anything new. subprocess and threading are here so that an effect
+# that tries them meets the kernel's refusal, not an ImportError: confinement is not by omission.
 PRELOADED = [
     "base64",
     "bisect",
@@ -59,7 +60,9 @@ PRELOADED = [
     "re",
     "statistics",
     "string",
+    "subprocess",
     "textwrap",
+    "threading",
     "time",
     "unicodedata",
     "uuid",

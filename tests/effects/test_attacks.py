@@ -143,6 +143,16 @@ def run(event):
         expect="[Errno 1]",
     ),
     m(
+        "subprocess_run",
+        "import subprocess\ndef run(event):\n    return subprocess.run(['id']).returncode",
+        expect=DENIED,
+    ),
+    m(
+        "threading_thread",
+        "import threading\ndef run(event):\n    threading.Thread(target=print).start()",
+        expect="can't start new thread",
+    ),
+    m(
         "thread",
         "import _thread\ndef run(event):\n    return _thread.start_new_thread(print, ('x',))",
         expect="can't start new thread",
