@@ -20,9 +20,12 @@ on: those come from this process and from the ``ready`` frame sent before any ef
 from __future__ import annotations
 
 import array
+import base64
 import contextlib
+import functools
 import json
 import logging
+import marshal
 import math
 import os
 import select
@@ -411,6 +414,7 @@ class SandboxPool:
     ) -> SandboxResult:
         limit_ms = min(timeout_ms or self.config.timeout_ms, self.config.timeout_ms)
         call = {"name": name, "code": code, "entry": entry, "event": event}
+        call["compiled"] = compiled(code, f"<effect {name}>")
         call["log_limit"] = self.config.log_limit
         t0 = time.perf_counter()
         _send_frame(worker.sock, call, self.config.call_limit)
@@ -533,6 +537,17 @@ class SandboxPool:
             "host": dict(self._hello),
             "problem": self._refused or self._broken,
         }
+
+
+@functools.lru_cache(maxsize=256)
+def compiled(source: str, filename: str) -> str | None:
+    """The effect's code object, marshalled for the worker (base64), or ``None`` when the source
+    does not compile (the worker then compiles it and reports the error as the effect's)."""
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    return base64.b64encode(marshal.dumps(code)).decode("ascii")
 
 
 def _describe_host(hello: dict[str, Any]) -> str:
