@@ -70,7 +70,11 @@ def test_cpu_limit_kills_at_its_cpu_time_when_the_wall_limit_is_far() -> None:
     assert result.status == "cpu", result.message
     assert "SIGXCPU" in result.message
     assert result.cpu_ms is not None
-    assert 900 <= result.cpu_ms <= 1100, result.cpu_ms  # the kernel counts CPU in ticks
+    # The limit holds: never more than 10% over. The kernel enforces RLIMIT_CPU on tick-sampled
+    # time, which overcounts a process preempted often, so on a loaded machine the precise time
+    # reported at the kill can be below the limit (820 ms seen at load average 6 on 2 cores).
+    assert result.cpu_ms <= 1100, result.cpu_ms
+    assert result.cpu_ms >= 750, result.cpu_ms
 
 
 def test_a_result_over_the_result_limit_is_refused_naming_it() -> None:
