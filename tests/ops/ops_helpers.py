@@ -5,7 +5,6 @@ Every server binds 127.0.0.1; nothing leaves the machine.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hookfiles
 import httpx
 import yaml
 
@@ -32,7 +32,6 @@ INSTALL_PROMTOOL = ROOT / "scripts" / "install-promtool.sh"
 # configuration's relabelling (namespace, pod), beside the exposition's labels.
 SCRAPE_LABELS = frozenset({"job", "instance", "namespace", "pod"})
 _NAME = re.compile(r"\b(kgc_[a-zA-Z0-9_]+|up)\b")
-NO_BAD = "ASK { ?s ?p <urn:example:bad> }"
 
 
 def free_port() -> int:
@@ -97,17 +96,8 @@ def dashboard_exprs() -> Iterator[tuple[str, str]]:
 
 
 def write_veto_hook(folder: Path) -> Path:
-    """A SPARQL-ASK hook that vetoes any state with the object ``<urn:example:bad>``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "no-bad.rq").write_text(NO_BAD, encoding="utf-8")
-    digest = hashlib.sha256(NO_BAD.encode()).hexdigest()
-    (folder / "no-bad.hook.toml").write_text(
-        'name = "no-bad"\nmessage = "refused by no-bad"\n[when]\nkind = "sparql-ask"\n'
-        f'ref = {{ uri = "file:no-bad.rq", sha256 = "{digest}", '
-        'media_type = "application/sparql-query" }\n',
-        encoding="utf-8",
-    )
-    return folder
+    """The shared veto hook (``hookfiles``), refusing the object <urn:example:bad>."""
+    return hookfiles.write_veto_hook(folder, "<urn:example:bad>")
 
 
 @dataclass

@@ -5,7 +5,6 @@ The process binds 127.0.0.1 on a free port; nothing leaves the machine.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import hookfiles
 import httpx
 from starlette.testclient import TestClient
 
@@ -26,7 +26,6 @@ WRITE_KEY = "write-key-00000000000000000000002"
 ADMIN_KEY = "admin-key-00000000000000000000003"
 KEYS = f"{READ_KEY}:read,{WRITE_KEY}:write,{ADMIN_KEY}:admin"
 BAD_LABEL = "<urn:example:bad>"
-NO_BAD = f"ASK {{ ?s ?p {BAD_LABEL} }}"
 
 
 def auth(key: str) -> dict[str, str]:
@@ -34,17 +33,8 @@ def auth(key: str) -> dict[str, str]:
 
 
 def write_veto_hook(folder: Path) -> Path:
-    """A hook that vetoes any state with an object ``<urn:kgc:test:bad>``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "no-bad.rq").write_text(NO_BAD, encoding="utf-8")
-    digest = hashlib.sha256(NO_BAD.encode()).hexdigest()
-    (folder / "no-bad.hook.toml").write_text(
-        'name = "no-bad"\nmessage = "refused by no-bad"\n[when]\nkind = "sparql-ask"\n'
-        f'ref = {{ uri = "file:no-bad.rq", sha256 = "{digest}", '
-        'media_type = "application/sparql-query" }\n',
-        encoding="utf-8",
-    )
-    return folder
+    """The shared veto hook (``hookfiles``), refusing the object BAD_LABEL."""
+    return hookfiles.write_veto_hook(folder, BAD_LABEL)
 
 
 def make_client(engine: KnowledgeEngine, **settings: object) -> TestClient:
