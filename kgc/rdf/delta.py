@@ -21,6 +21,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from kgc.errors import DeltaConflict, InputError, RDFSyntaxError, TermError
+from kgc.rdf.guard import MAX_TRIPLE_TERM_DEPTH, term_depth
 from kgc.rdf.parse import format_for_path, parse_text, rdf_format
 from kgc.rdf.terms import (
     LiteralPolicy,
@@ -190,6 +191,11 @@ def _intake(
         )
     for index, item in enumerate(items):
         quad = normalize_quad(_as_quad(item, f"{side}[{index}]"), policy, rewrites)
+        if isinstance(quad.object, ox.Triple) and term_depth(quad.object) > MAX_TRIPLE_TERM_DEPTH:
+            raise TermError(
+                f"{side}[{index}]: triple terms nest {term_depth(quad.object)} deep; kgc accepts "
+                f"at most {MAX_TRIPLE_TERM_DEPTH}"
+            )
         check_not_reserved(quad)
         out[quad] = quad
     return out

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from kgc.errors import RDFSyntaxError
+from kgc.rdf.guard import MAX_TRIPLE_TERM_DEPTH, triple_term_depth
 
 FORMATS: dict[str, ox.RdfFormat] = {
     "nquads": ox.RdfFormat.N_QUADS,
@@ -66,6 +67,7 @@ def parse_text(
     rdf = fmt if isinstance(fmt, ox.RdfFormat) else rdf_format(fmt)
     if isinstance(text, str):
         text = _utf8(text, source)
+    _check_triple_terms(text, source)
     parser = ox.parse(
         text, format=rdf, base_iri=base_iri, rename_blank_nodes=rename_blank_nodes, lenient=lenient
     )
@@ -84,6 +86,7 @@ def iter_file(
         raise RDFSyntaxError("no such file", str(file), None, None)
     rdf = format_for_path(file) if fmt is None else fmt
     rdf = rdf if isinstance(rdf, ox.RdfFormat) else rdf_format(rdf)
+    _check_file_triple_terms(file)
     parser = ox.parse(path=file, format=rdf, rename_blank_nodes=True, lenient=lenient)
     yield from _guarded(parser, str(file))
 
@@ -92,6 +95,29 @@ def parse_file(
     path: str | os.PathLike[str], fmt: str | ox.RdfFormat | None = None, *, lenient: bool = False
 ) -> list[ox.Quad]:
     return list(iter_file(path, fmt, lenient=lenient))
+
+
+def _check_triple_terms(data: bytes, source: str) -> None:
+    if data.count(b"<<") <= MAX_TRIPLE_TERM_DEPTH:
+        return
+    depth = triple_term_depth(data.decode("utf-8", "replace"))
+    if depth > MAX_TRIPLE_TERM_DEPTH:
+        raise RDFSyntaxError(
+            f"triple terms nest {depth} deep; kgc accepts at most {MAX_TRIPLE_TERM_DEPTH}",
+            source,
+            None,
+            None,
+        )
+
+
+def _check_file_triple_terms(file: Path) -> None:
+    """``_check_triple_terms`` for a file: read whole only when it holds many ``<<``."""
+    count = 0
+    with file.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            count += chunk.count(b"<<") + 1  # + 1: a "<<" split across two chunks
+    if count > MAX_TRIPLE_TERM_DEPTH:
+        _check_triple_terms(file.read_bytes(), str(file))
 
 
 def _utf8(text: str, source: str) -> bytes:

@@ -35,10 +35,21 @@ _PROBE_S = ox.NamedNode("urn:kgc:probe")
 
 def quad_line(quad: ox.Quad) -> str:
     """The canonical N-Quads line of ``quad``, without the newline."""
-    graph = quad.graph_name
+    graph, obj = quad.graph_name, quad.object
+    text = triple_term_text(obj) if isinstance(obj, ox.Triple) else obj
     if isinstance(graph, ox.DefaultGraph):
-        return f"{quad.subject} {quad.predicate} {quad.object} ."
-    return f"{quad.subject} {quad.predicate} {quad.object} {graph} ."
+        return f"{quad.subject} {quad.predicate} {text} ."
+    return f"{quad.subject} {quad.predicate} {text} {graph} ."
+
+
+def triple_term_text(term: object) -> str:
+    """An RDF 1.2 triple term in N-Quads syntax, ``<<( s p o )>>`` (``str()`` drops the
+    brackets, which made such lines unparseable)."""
+    if not isinstance(term, ox.Triple):
+        return str(term)
+    return (
+        f"<<( {triple_term_text(term.subject)} {term.predicate} {triple_term_text(term.object)} )>>"
+    )
 
 
 def _scratch_store() -> ox.Store:
