@@ -36,6 +36,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyoxigraph as ox
 
 from kgc.effects.pool import SandboxConfig
-from kgc.effects.runner import EffectRunner
+from kgc.effects.runner import EffectRunner, not_run
 from kgc.effects.verdict import EffectVerdict
 from kgc.errors import (
     InputError,
@@ -75,8 +76,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _EMPTY_STATE = StateDigest().hexdigest()
 HISTORY_SIZE = 1024
-# Effects may propose changes whose effects propose changes: this many generations, no more.
+# Effects may propose changes whose effects propose changes: this many generations, no more,
+# and this many sandboxed effect runs for one change and everything it causes (fan-out).
 MAX_EFFECT_GENERATIONS = 8
+MAX_EFFECT_RUNS = 64
+_effect_runs: ContextVar[list[int] | None] = ContextVar("kgc_effect_runs", default=None)
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 T = TypeVar("T")
 
@@ -482,7 +486,24 @@ class TransactionManager:
 
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
         """Effects of fired post-commit hooks, outside the lock; then what they proposed, each
-        as a transaction of its own; then the journal's record of it all."""
+        as a transaction of its own; then the journal's record of it all. One change and every
+        change its effects cause share one budget of sandboxed runs (``MAX_EFFECT_RUNS``)."""
+        budget = _effect_runs.get()
+        token = _effect_runs.set([MAX_EFFECT_RUNS]) if budget is None else None
+        try:
+            effects = self._effects(tx, receipt, _effect_runs.get() or [0])
+        finally:
+            if token is not None:
+                _effect_runs.reset(token)
+        if self.journal is not None and receipt.seq is not None:
+            try:
+                self.journal.after(receipt.seq, [asdict(v) for v in effects])
+            except (OSError, KGCError, ValueError, RecursionError) as exc:
+                # The transaction is committed and sealed; its effects are in the receipt.
+                logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
+        return replace(receipt, effects=tuple(effects))
+
+    def _effects(self, tx: _Tx, receipt: Receipt, left: list[int]) -> list[HookVerdict]:
         lines = tx.delta_lines()
         effects: list[HookVerdict] = []
         proposed: list[tuple[int, Delta]] = []
@@ -490,6 +511,13 @@ class TransactionManager:
             box: list[Delta] = []
 
             def sandboxed(o: Outcome, box: list[Delta] = box) -> HookVerdict:
+                if left[0] <= 0:
+                    reason = (
+                        f"not run: the change that caused it has used its {MAX_EFFECT_RUNS} "
+                        "sandboxed effect runs"
+                    )
+                    return not_run(o.hook, "cascade", reason)
+                left[0] -= 1
                 verdict, delta = self.effects.run(o, receipt, lines)
                 box.extend([delta] if delta is not None else [])
                 return verdict
@@ -501,13 +529,7 @@ class TransactionManager:
             effects.append(verdict)
         for index, delta in proposed:
             effects[index] = self._propose(effects[index], delta, receipt)  # type: ignore[arg-type]
-        if self.journal is not None and receipt.seq is not None:
-            try:
-                self.journal.after(receipt.seq, [asdict(v) for v in effects])
-            except (OSError, KGCError) as exc:
-                # The transaction is committed and sealed; its effects are in the receipt.
-                logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
-        return replace(receipt, effects=tuple(effects))
+        return effects
 
     def _propose(self, verdict: EffectVerdict, delta: Delta, receipt: Receipt) -> EffectVerdict:
         """Apply an effect's proposed delta as a transaction citing the hook and the receipt."""
@@ -531,7 +553,7 @@ class TransactionManager:
         }
         try:
             caused = self.apply(delta, actor=f"effect:{verdict.hook}", provenance=provenance)
-        except KGCError as exc:
+        except Exception as exc:  # the triggering change is committed: record, never raise
             reason = f"proposal not applied: {exc}"
             return replace(verdict, verdict="error", error_kind="proposal", reason=reason)
         return replace(verdict, proposal=caused.id, proposal_status=caused.status)

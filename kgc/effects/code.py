@@ -47,6 +47,11 @@ class SandboxedEffect:
                 f"effect {self.name or '<source>'}: not valid Python at line {exc.lineno}: "
                 f"{exc.msg}"
             ) from None
+        except (RecursionError, MemoryError, ValueError) as exc:  # nesting too deep, NUL bytes
+            raise HookDefinitionError(
+                f"effect {self.name or '<source>'}: cannot be compiled: {type(exc).__name__}: "
+                f"{str(exc)[:200]}"
+            ) from None
 
     @classmethod
     def from_file(cls, path: str | Path, *, entry: str = "run") -> SandboxedEffect:

@@ -65,7 +65,8 @@ _CLONE3_X86_64 = 435
 
 # What a confined interpreter may still do on x86_64, by number (arch/x86/entry/syscalls).
 # Chosen by what CPython 3.11+ needs to run pure-Python code, allocate, sleep, raise and exit,
-# and what the worker needs to read its call and write its result on descriptor 3.
+# and what the worker needs to read its call and write its result on descriptor 3. Not uname:
+# the host's name and kernel build are none of an effect's business.
 ALLOWED_X86_64 = {
     "read": 0,
     "write": 1,
@@ -85,7 +86,6 @@ ALLOWED_X86_64 = {
     "nanosleep": 35,
     "getpid": 39,
     "exit": 60,
-    "uname": 63,
     "gettimeofday": 96,
     "getrusage": 98,
     "times": 100,
@@ -221,14 +221,14 @@ def seccomp_program(allowed: dict[str, int] | None = None) -> bytes:
     deny = _RET_ERRNO | errno.EPERM
     n = len(numbers)
     # Layout: 0 ld arch, 1 jeq x86_64, 2 kill, 3 ld nr, 4 jge x32, 5 jeq clone3,
-    # 6..6+n-1 jeq allowed, then deny, allow, enosys.
-    deny_at, allow_at, enosys_at = 6 + n, 7 + n, 8 + n
+    # 6..6+n-1 jeq allowed, then deny, allow, enosys, kill (BPF jumps only forward).
+    allow_at, enosys_at, kill_at = 7 + n, 8 + n, 9 + n  # deny (6 + n) is the fall-through
     prog = [
         _insn(_LD_W_ABS, 0, 0, 4),
         _insn(_JEQ_K, 1, 0, _AUDIT_ARCH_X86_64),
         _insn(_RET_K, 0, 0, _RET_KILL_PROCESS),
         _insn(_LD_W_ABS, 0, 0, 0),
-        _insn(_JGE_K, deny_at - 5, 0, _X32_SYSCALL_BIT),
+        _insn(_JGE_K, kill_at - 5, 0, _X32_SYSCALL_BIT),
         _insn(_JEQ_K, enosys_at - 6, 0, _CLONE3_X86_64),
     ]
     for i, nr in enumerate(numbers):
@@ -238,6 +238,7 @@ def seccomp_program(allowed: dict[str, int] | None = None) -> bytes:
         _insn(_RET_K, 0, 0, deny),
         _insn(_RET_K, 0, 0, _RET_ALLOW),
         _insn(_RET_K, 0, 0, _RET_ERRNO | errno.ENOSYS),
+        _insn(_RET_K, 0, 0, _RET_KILL_PROCESS),
     ]
     return b"".join(prog)
 

@@ -51,6 +51,8 @@ _START_TIMEOUT_S = 10.0
 _READY_TIMEOUT_S = 5.0
 _EXIT_WAIT_S = 2.0
 _EXITS_KEPT = 1024
+MAX_VALUE_DEPTH = 32
+MAX_MESSAGE_CHARS = 4000
 Status = Literal["ok", "error", "timeout", "memory", "cpu", "output", "protocol", "crashed"]
 
 
@@ -153,10 +155,42 @@ def _recv_exact(sock: socket.socket, n: int, deadline: _Deadline) -> bytes:
 
 
 def _recv_frame(sock: socket.socket, limit: int, deadline: _Deadline) -> Any:
+    """One frame, decoded and checked: ``ValueError`` names what makes it unacceptable."""
     (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
     if size > limit:
         raise OverflowError(f"result frame of {size} bytes; the limit is {limit}")
-    return json.loads(_recv_exact(sock, size, deadline))
+    data = _recv_exact(sock, size, deadline)
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError("the frame nests too deeply to decode") from None
+    check_value(value)
+    return value
+
+
+def check_value(value: Any) -> None:
+    """Refuse JSON nested deeper than ``MAX_VALUE_DEPTH`` or holding text that is not Unicode
+    (a lone surrogate): either would fail later, in the receipt, the journal or a client."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_VALUE_DEPTH:
+            raise ValueError(f"the result nests deeper than {MAX_VALUE_DEPTH} levels")
+        if isinstance(item, str):
+            _unicode(item)
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _unicode(key)
+                stack.append((child, depth + 1))
+
+
+def _unicode(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the result holds text that is not Unicode (a lone surrogate)") from None
 
 
 def _send_frame(sock: socket.socket, value: Any, limit: int) -> None:
@@ -294,6 +328,9 @@ class SandboxPool:
                     fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
             worker = _Worker(message["pid"], socket.socket(fileno=fds[0]), fds[1])
             with self._lock:
+                # An exit report for this pid is an earlier worker's (pids are reused): the zygote
+                # reported that exit before it forked this one, on the same ordered socket.
+                self._exits.pop(worker.pid, None)
                 if not self._closed:
                     self._ready.append(worker)
                     self._lock.notify_all()
@@ -439,19 +476,19 @@ class SandboxPool:
         return self._reply(worker, layers, t0, reply)
 
     def _trailing(self, worker: _Worker, deadline: _Deadline) -> int:
-        """Bytes the worker sent after its result, up to end of stream (when it exits)."""
-        extra = 0
-        while True:
-            worker.sock.settimeout(max(deadline.left(), 0.001))
-            try:
-                chunk = worker.sock.recv(1 << 16)
-            except TimeoutError:
-                raise _Expired from None
-            except ConnectionError:
-                return extra
-            if not chunk:
-                return extra
-            extra += len(chunk)
+        """Bytes the worker sent after its result, up to end of stream: its harness closes the
+        channel right after the result, so any byte here is the effect's own, and ends it."""
+        timeout = deadline.left()
+        if timeout <= 0:
+            raise _Expired
+        worker.sock.settimeout(timeout)
+        try:
+            chunk = worker.sock.recv(1 << 16)
+        except TimeoutError:
+            raise _Expired from None
+        except ConnectionError:
+            return 0
+        return len(chunk)
 
     def _reply(
         self, worker: _Worker, layers: dict[str, Any], t0: float, reply: Any
@@ -461,11 +498,13 @@ class SandboxPool:
         logs = reply.get("logs", [])
         if not isinstance(logs, list) or not all(isinstance(line, str) for line in logs):
             return self._result(worker, layers, t0, "protocol", "'logs' is not a list of text")
+        logs = _bounded_logs(logs, self.config.log_limit)  # the worker's own cap is its to break
         if reply["ok"]:
             return self._result(worker, layers, t0, "ok", "", reply.get("value"), logs)
         kind = reply.get("kind")
         status: Status = "memory" if kind == "memory" else "error"
-        return self._result(worker, layers, t0, status, str(reply.get("message", "")), None, logs)
+        message = str(reply.get("message", ""))[-MAX_MESSAGE_CHARS:]
+        return self._result(worker, layers, t0, status, message, None, logs)
 
     def _died(
         self, worker: _Worker, layers: dict[str, Any], t0: float, detail: str
@@ -548,6 +587,16 @@ def compiled(source: str, filename: str) -> str | None:
     except (SyntaxError, ValueError):
         return None
     return base64.b64encode(marshal.dumps(code)).decode("ascii")
+
+
+def _bounded_logs(lines: list[str], limit: int) -> list[str]:
+    kept, size = [], 0
+    for line in lines:
+        size += len(line)
+        if size > limit:
+            break
+        kept.append(line)
+    return kept
 
 
 def _describe_host(hello: dict[str, Any]) -> str:

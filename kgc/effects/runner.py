@@ -36,6 +36,9 @@ from kgc.receipt import Receipt
 
 logger = logging.getLogger(__name__)
 MAX_EVENTS = 100
+# The event carries the first quads of each side of the delta (and the totals): a transaction of
+# any size fits the sandbox's call limit, as the condition's bindings are cut at 100 rows.
+EVENT_QUADS_KEPT = 1000
 MAX_EVENT_BYTES = 16 * 1024
 PROPOSAL_KEYS = frozenset({"add", "remove", "events"})
 _VERDICTS = {"timeout": "timeout"}
@@ -95,10 +98,13 @@ class EffectRunner:
             result = self.pool.call(
                 hook.name, effect.source, event, entry=effect.entry, timeout_ms=effect.timeout_ms
             )
+            return _judge(hook, effect, result)
         except SandboxUnavailable as exc:
             logger.warning("Hook execution failed: %s: %s", hook.name, exc)
             return _failed(hook, effect, "sandbox_unavailable", str(exc)), None
-        return _judge(hook, effect, result)
+        except Exception as exc:  # the commit stands: whatever broke becomes this verdict
+            logger.error("Hook execution failed: %s: %s: %s", hook.name, type(exc).__name__, exc)
+            return _failed(hook, effect, "internal", f"{type(exc).__name__}: {exc}"), None
 
 
 def _event(
@@ -121,7 +127,12 @@ def _event(
             "finished_at": receipt.finished_at,
             "provenance": receipt.provenance,
         },
-        "delta": {"additions": list(lines[0]), "removals": list(lines[1])},
+        "delta": {
+            "additions": list(lines[0][:EVENT_QUADS_KEPT]),
+            "removals": list(lines[1][:EVENT_QUADS_KEPT]),
+            "additions_total": len(lines[0]),
+            "removals_total": len(lines[1]),
+        },
         "result": {
             "fired": bool(result and result.fired),
             "detail": result.detail if result else "",
@@ -213,6 +224,13 @@ def _verdict(
         events=events,
         logs=result.logs,
     )
+
+
+def not_run(hook: Hook, kind: str, reason: str) -> EffectVerdict:
+    """The verdict of a sandboxed effect the pipeline did not run (``cascade``: out of budget)."""
+    assert hook.effect is not None
+    logger.warning("Hook execution failed: %s: %s", hook.name, reason)
+    return _failed(hook, hook.effect, kind, reason)
 
 
 def _failed(hook: Hook, effect: SandboxedEffect, kind: str, reason: str) -> EffectVerdict:

@@ -196,6 +196,9 @@ def worker(fd: int, config: dict[str, Any], devnull: int) -> int:
     except confine.LayerUnavailable as exc:
         write_frame(CHANNEL_FD, {"ready": False, "refused": str(exc)})
         return 3
+    # Where the host keeps its interpreter is none of an effect's business either (module
+    # __file__ attributes still show it; see docs/effects.md).
+    sys.path, sys.argv, sys.executable, sys.orig_argv = [], [""], "", []
     write_frame(CHANNEL_FD, {"ready": True, "layers": layers})
     call = read_frame(CHANNEL_FD, int(config["call_limit"]))
     result = run_call(call)

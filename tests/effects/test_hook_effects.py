@@ -191,7 +191,12 @@ def test_the_effect_sees_the_delta_and_the_receipt_it_followed(engine: Knowledge
     receipt = engine.apply(Delta.from_text(SENSOR), actor="bob")
 
     (seen,) = receipt.effects[0].events  # type: ignore[attr-defined]
-    assert seen["delta"] == {"additions": [SENSOR.strip()], "removals": []}
+    assert seen["delta"] == {
+        "additions": [SENSOR.strip()],
+        "removals": [],
+        "additions_total": 1,
+        "removals_total": 0,
+    }
     assert seen["actor"] == "bob"
 
 

@@ -1,0 +1,195 @@
+"""What a security review of the sandbox found, each reproduced and held.
+
+Before the fixes: forged or deeply nested results made ``apply`` raise after its commit (and the
+hooks after it never ran); bytes written after the result outlived the wall-time limit; the log
+cap could be lifted from inside the worker; a change could fan out into thousands of effect runs;
+the x32 ABI got EPERM instead of a kill; effects could read the host's name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from kgc import KnowledgeEngine
+from kgc.effects.code import SandboxedEffect
+from kgc.effects.pool import SandboxConfig, SandboxPool
+from kgc.errors import HookDefinitionError
+from kgc.hooks.conditions import SparqlAsk
+from kgc.hooks.model import Hook
+from kgc.rdf.delta import Delta
+from kgc.transaction import MAX_EFFECT_RUNS
+
+ANY = "ASK { ?s ?p ?o }"
+ADD = "<urn:ex:a> <urn:ex:p> <urn:ex:b> .\n"
+FORGE_DEEP = """
+import os, struct
+def run(e):
+    body = b'{"ok": true, "value": ' + b"[" * 5000 + b"]" * 5000 + b', "logs": []}'
+    os.write(3, struct.pack(">I", len(body)) + body)
+    os._exit(0)
+"""
+FORGE_SURROGATE = """
+import os, struct
+def run(e):
+    body = b'{"ok": true, "value": null, "logs": ["\\\\ud800"]}'
+    os.write(3, struct.pack(">I", len(body)) + body)
+    os._exit(0)
+"""
+DEEP_EVENT = """
+def run(e):
+    v = 1
+    for _ in range(700):
+        v = {"x": v}
+    return {"events": [{"x": v}]}
+"""
+KEEP_WRITING = """
+import os, struct
+def run(e):
+    body = b'{"ok": true, "value": null, "logs": []}'
+    os.write(3, struct.pack(">I", len(body)) + body)
+    while True:
+        os.write(3, b"z" * 65536)
+"""
+LIFT_LOG_CAP = """
+import sys
+def run(e):
+    sys.stdout.limit = 10 ** 9
+    for i in range(20000):
+        print("line", i)
+"""
+
+
+@pytest.fixture
+def engine() -> Iterator[KnowledgeEngine]:
+    with KnowledgeEngine() as engine:
+        yield engine
+
+
+def _post(name: str, source: str, **kwargs: object) -> Hook:
+    effect = SandboxedEffect(source, name=f"{name}.py", **kwargs)  # type: ignore[arg-type]
+    return Hook(name, SparqlAsk(ANY), phase="post", effect=effect, priority=1)
+
+
+@pytest.mark.parametrize(
+    ("source", "fault"),
+    [
+        (FORGE_DEEP, "nests too deeply"),
+        (FORGE_SURROGATE, "not Unicode"),
+        (DEEP_EVENT, "nests deeper than 32"),
+    ],
+    ids=["forged-deep-frame", "forged-lone-surrogate", "deeply-nested-event"],
+)
+def test_a_result_that_would_break_the_receipt_is_a_protocol_error_and_later_hooks_run(
+    engine: KnowledgeEngine, source: str, fault: str
+) -> None:
+    ran = []
+    engine.hooks.register(_post("nasty", source))
+    later = Hook("later", SparqlAsk(ANY), phase="post", run=ran.append, priority=0)
+    engine.hooks.register(later)
+
+    receipt = engine.apply(Delta.from_text(ADD))  # must not raise: the commit stands
+
+    nasty = next(v for v in receipt.effects if v.hook == "nasty")
+    assert (nasty.verdict, nasty.error_kind) == ("error", "protocol")  # type: ignore[attr-defined]
+    assert fault in nasty.reason
+    assert receipt.committed and len(ran) == 1
+    assert receipt.to_json()  # the receipt serializes
+
+
+def test_bytes_after_the_result_end_the_call_at_once() -> None:
+    pool = SandboxPool(SandboxConfig(timeout_ms=3000, pool_size=1))
+    try:
+        t = time.perf_counter()
+        result = pool.call("writer", KEEP_WRITING, {}, timeout_ms=100)
+        elapsed = time.perf_counter() - t
+    finally:
+        pool.close()
+
+    assert result.status == "protocol"
+    assert elapsed < 0.5
+
+
+def test_the_log_cap_holds_even_when_the_worker_lifts_its_own(engine: KnowledgeEngine) -> None:
+    pool = SandboxPool(SandboxConfig(pool_size=1, log_limit=4096))
+    try:
+        result = pool.call("logs", LIFT_LOG_CAP, {}, timeout_ms=None)
+    finally:
+        pool.close()
+
+    assert result.status == "ok"
+    assert sum(len(line) for line in result.logs) <= 4096
+
+
+def test_one_change_fanning_out_through_effects_is_bounded(engine: KnowledgeEngine) -> None:
+    grow = (
+        "import random\ndef run(e):\n"
+        "    return {'add': [f'<urn:ex:n{random.random()}> <urn:ex:p> <urn:ex:o> .']}\n"
+    )
+    seen = []
+    engine.transactions.on_receipt.append(seen.append)
+    for k in range(3):  # three hooks, each firing on every change: 3 ** 8 runs unbounded
+        engine.hooks.register(_post(f"grow{k}", grow))
+
+    t = time.perf_counter()
+    engine.apply(Delta.from_text(ADD))
+    elapsed = time.perf_counter() - t
+
+    verdicts = [v for r in seen for v in r.effects]
+    not_run = [v for v in verdicts if v.reason.startswith("not run")]
+    assert len(verdicts) - len(not_run) == MAX_EFFECT_RUNS
+    assert not_run and all(v.error_kind == "cascade" for v in not_run)  # type: ignore[attr-defined]
+    assert elapsed < 30
+
+
+def test_an_x32_system_call_kills_the_worker() -> None:
+    source = (
+        "import ctypes\ndef run(e):\n"
+        "    return ctypes.CDLL(None).syscall(0x40000000 | 39)\n"  # x32 getpid
+    )
+    pool = SandboxPool(SandboxConfig(pool_size=1))
+    try:
+        result = pool.call("x32", source, {}, timeout_ms=None)
+    finally:
+        pool.close()
+
+    assert result.status == "crashed"
+    assert "SIGSYS" in result.message
+
+
+def test_an_effect_cannot_read_the_hosts_name_or_interpreter_path() -> None:
+    source = (
+        "import os, sys\ndef run(e):\n"
+        "    try:\n        name = os.uname().nodename\n    except OSError as exc:\n"
+        "        name = str(exc)\n"
+        "    return {'name': name, 'exe': sys.executable, 'path': sys.path}\n"
+    )
+    pool = SandboxPool(SandboxConfig(pool_size=1))
+    try:
+        result = pool.call("who", source, {}, timeout_ms=None)
+    finally:
+        pool.close()
+
+    assert result.value == {"name": "[Errno 1] Operation not permitted", "exe": "", "path": []}
+
+
+def test_effect_source_nested_too_deeply_is_refused_at_load() -> None:
+    with pytest.raises(HookDefinitionError, match="cannot be compiled"):
+        SandboxedEffect("x = " + "-" * 300_000 + "1", name="deep.py")
+
+
+def test_a_large_transaction_still_reaches_its_effect_with_the_delta_cut(
+    engine: KnowledgeEngine,
+) -> None:
+    count = (
+        "def run(e):\n    d = e['delta']\n"
+        "    return {'events': [{'n': len(d['additions']), 'total': d['additions_total']}]}\n"
+    )
+    engine.hooks.register(_post("count", count))
+    text = "".join(f"<urn:ex:s{i}> <urn:ex:p> <urn:ex:o{i}> .\n" for i in range(80_000))
+
+    receipt = engine.apply(Delta.from_text(text))
+
+    assert receipt.effects[0].events == ({"n": 1000, "total": 80_000},)  # type: ignore[attr-defined]
