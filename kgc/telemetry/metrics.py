@@ -119,6 +119,7 @@ class Metrics:
         self._hooks_executed = 0
         self._hooks_skipped = 0
         self._verdicts: dict[tuple[str, str], int] = {}
+        self._effects: dict[tuple[str, str], int] = {}
         self._buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
         self._duration_sum = 0.0
         self._queue: tuple[int, int, int] | None = None
@@ -168,6 +169,10 @@ class Metrics:
                 self._verdicts[key] = self._verdicts.get(key, 0) + 1
                 if v.verdict in ("error", "timeout"):
                     self._errors[f"hook_{v.verdict}"] += 1
+            for v in receipt.effects:
+                trust = str(getattr(v, "trust", "trusted"))
+                outcome = str(getattr(v, "error_kind", None) or v.verdict)
+                self._effects[(trust, outcome)] = self._effects.get((trust, outcome), 0) + 1
             seconds = latency_ms / 1000.0
             self._buckets[bisect.bisect_left(DURATION_BUCKETS_S, seconds)] += 1
             self._duration_sum += seconds
@@ -269,6 +274,7 @@ class Metrics:
             errors = dict(self._errors)
             hooks_executed, hooks_skipped = self._hooks_executed, self._hooks_skipped
             verdicts = sorted(self._verdicts.items())
+            effects = sorted(self._effects.items())
             buckets, duration_sum = list(self._buckets), self._duration_sum
             queue = self._queue
         out: list[str] = []
@@ -303,6 +309,14 @@ class Metrics:
         _family(out, "kgc_hooks_verdicts_total", "counter", "Hook verdicts by phase and kind.")
         for (phase, verdict), count in verdicts:
             out.append(f'kgc_hooks_verdicts_total{{phase="{phase}",verdict="{verdict}"}} {count}')
+        _family(
+            out,
+            "kgc_effects_total",
+            "counter",
+            "Post-commit effects by trust (trusted, sandboxed) and outcome (ran, or error kind).",
+        )
+        for (trust, outcome), count in effects:
+            out.append(f'kgc_effects_total{{trust="{trust}",outcome="{_label(outcome)}"}} {count}')
         _family(out, "kgc_errors_total", "counter", "Errors by kind.")
         for kind, count in errors.items():
             out.append(f'kgc_errors_total{{kind="{_label(kind)}"}} {count}')

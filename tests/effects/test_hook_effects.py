@@ -267,3 +267,19 @@ def test_a_post_commit_hook_file_without_an_effect_is_refused(tmp_path: Path) ->
     file.write_text(text[: text.index("[effect]")])
     with pytest.raises(HookDefinitionError, match="needs exactly one of a 'run' callable"):
         load_hook_file(file)
+
+
+def test_metrics_count_effects_by_trust_and_outcome(engine: KnowledgeEngine) -> None:
+    from kgc.telemetry.metrics import Metrics
+
+    metrics = Metrics().attach(engine)
+    engine.hooks.register(_post("tag", TAG))
+    engine.hooks.register(_post("broken", "def run(e):\n    raise ValueError('x')\n"))
+    engine.hooks.register(Hook("audit", SparqlSelect(NEW_SENSOR), phase="post", run=print))
+
+    engine.apply(Delta.from_text(SENSOR))
+
+    text = metrics.render()
+    assert 'kgc_effects_total{trust="sandboxed",outcome="ran"} 1' in text
+    assert 'kgc_effects_total{trust="sandboxed",outcome="failed"} 1' in text
+    assert 'kgc_effects_total{trust="trusted",outcome="ran"} 1' in text
