@@ -304,3 +304,15 @@ def _uid_of(pid: int) -> int:
         if line.startswith("Uid:"):
             return int(line.split()[1])
     raise AssertionError(f"no Uid line for process {pid}")
+
+
+def test_healthcheck_start_period_matches_the_statefulsets_startup_allowance() -> None:
+    """Start-up reads the whole journal (about 80 µs a receipt) and may replay it: Docker must
+    not call the container unhealthy before Kubernetes' startup probe would give up."""
+    (healthcheck,) = only("HEALTHCHECK")
+    period = next(f for f in healthcheck.split() if f.startswith("--start-period="))
+    assert period.endswith("s")
+    statefulset = yaml.safe_load((KUBERNETES / "base" / "statefulset.yaml").read_text("utf-8"))
+    probe = statefulset["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    allowance = probe["periodSeconds"] * probe["failureThreshold"]
+    assert int(period.split("=")[1][:-1]) == allowance == 300
