@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from kgc.server.errors import HTTPError
+from kgc.server.errors import Backpressure
 
 T = TypeVar("T")
 _SMOOTHING = 0.1
@@ -41,7 +41,7 @@ class WriteQueue:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgc-writer")
 
     async def submit(self, work: Callable[[], T]) -> T:
-        """Run ``work`` on the writer thread, or raise ``HTTPError`` (429 or 503) at once."""
+        """Run ``work`` on the writer thread, or raise ``Backpressure`` (429 or 503) at once."""
         self._admit()
         loop = asyncio.get_running_loop()
         self.depth += 1
@@ -60,14 +60,14 @@ class WriteQueue:
     def _admit(self) -> None:
         if self.depth >= self.capacity:
             self.rejected["full"] += 1
-            raise HTTPError(
+            raise Backpressure(
                 503,
                 f"the write queue is full ({self.depth} of {self.capacity}); retry later",
                 {"Retry-After": self.retry_after()},
             )
         if self.throttling:
             self.rejected["throttled"] += 1
-            raise HTTPError(
+            raise Backpressure(
                 429,
                 f"too many writes in flight ({self.depth}; high watermark {self.high}, admitting "
                 f"again below {self.low}); retry later",

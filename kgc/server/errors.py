@@ -2,6 +2,10 @@
 
 ``HTTPError`` is raised by the routes; ``status_for`` maps kgc's own errors (``kgc.errors``) to a
 status: bad input is a 4xx naming the fault, never a 500.
+
+Every refusal is counted in ``kgc_errors_total{kind="request_4xx"|"request_5xx"}`` except
+backpressure (``Backpressure``: 429 and 503 while the write queue is full), which is not a
+fault of the request or of the server and is counted in ``kgc_queue_rejected_total``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ class HTTPError(Exception):
         self.headers = headers or {}
 
 
+class Backpressure(HTTPError):
+    """A write refused because the write queue is full or throttling (429 or 503)."""
+
+
 def status_for(exc: KGCError) -> int:
     if isinstance(exc, UnknownHook):
         return 404
@@ -54,6 +62,9 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+REQUEST_ERROR_KINDS = ("request_4xx", "request_5xx")
+
+
 def _count(request: Request, status: int) -> None:
     """``kgc_errors_total{kind="request_4xx"|"request_5xx"}``: refusals no receipt shows."""
     state = getattr(request.app.state, "kgc", None)
@@ -63,7 +74,8 @@ def _count(request: Request, status: int) -> None:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPError)
-    _count(request, exc.status)
+    if not isinstance(exc, Backpressure):
+        _count(request, exc.status)
     return error_response(exc.status, exc.message, exc.headers)
 
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from kgc.server.errors import REQUEST_ERROR_KINDS
 from kgc.server.state import AppState
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,6 +61,8 @@ def metrics_text(state: AppState) -> str:
     memory, cache, queue) and what only the server knows (capacity, streams, refusals)."""
     queue = state.queue
     state.metrics.set_queue(queue.depth, queue.high, queue.low)
+    for kind in REQUEST_ERROR_KINDS:  # present at 0 from the first scrape, so rate() sees the first
+        state.metrics.record_error(kind, 0)
     lines = [state.metrics.render().rstrip("\n")]
     gauges = (
         ("kgc_queue_capacity", "Depth at which writes get 503.", queue.capacity),
@@ -153,7 +156,12 @@ def _lockchain(state: AppState) -> str:
 
 
 def memory() -> dict[str, int]:
-    """Resident and peak memory of this process, in bytes."""
+    """Resident and peak memory of this process, in bytes.
+
+    The peak is never below the current size: ``ru_maxrss`` is the kernel's high-water mark,
+    updated from its own accounting at other moments than ``/proc/self/statm`` is read, so a
+    fresh ``rss`` can exceed it for a while.
+    """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak = peak if sys.platform == "darwin" else peak * 1024
     rss = peak
@@ -162,7 +170,7 @@ def memory() -> dict[str, int]:
             rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         pass
-    return {"rss": rss, "peak_rss": peak}
+    return {"rss": rss, "peak_rss": max(peak, rss)}
 
 
 def _uptime(state: AppState) -> float:

@@ -23,6 +23,8 @@ from kgc.config import load_settings
 KUBERNETES_VERSION = "1.32.0"  # the version the manifests are validated against
 BASE = KUBERNETES / "base"
 PRODUCTION = KUBERNETES / "overlays" / "production"
+GREEN = KUBERNETES / "overlays" / "green"
+GREEN_PATCHES = {"namespace.yaml", "networkpolicy-clients.yaml"}
 VPA_SCHEMA = KUBERNETES / "schemas" / "verticalpodautoscaler-autoscaling.k8s.io-v1.json"
 CUSTOM_KINDS = {("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"): VPA_SCHEMA}
 Resource = dict[str, Any]
@@ -105,9 +107,13 @@ def kubectl_kustomize(folder: Path) -> list[Resource]:
 
 
 @pytest.mark.parametrize(
-    "path", [*manifest_files(BASE), *manifest_files(PRODUCTION)], ids=lambda p: p.name
+    "path",
+    [*manifest_files(BASE), *manifest_files(PRODUCTION), *manifest_files(GREEN)],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_manifest_file_is_valid(path: Path) -> None:
+    if path.parent == GREEN and path.name in GREEN_PATCHES:
+        return  # patches are partial; the rendered overlay is validated below
     for resource in load_yaml_documents(path):
         if path.parent == PRODUCTION and path.name != "namespace.yaml":
             continue  # patches are partial; the merged results are validated below
@@ -115,7 +121,7 @@ def test_manifest_file_is_valid(path: Path) -> None:
 
 
 def test_kustomizations_name_files_that_exist() -> None:
-    for folder in (BASE, PRODUCTION):
+    for folder in (BASE, PRODUCTION, GREEN):
         spec = kustomization(folder)
         entries = [*spec.get("resources", []), *(p["path"] for p in spec.get("patches", []))]
         assert entries
@@ -143,7 +149,7 @@ def test_production_overlay_merged_in_yaml_is_valid() -> None:
     container = statefulset["spec"]["template"]["spec"]["containers"][0]
     env = {item["name"] for item in container["env"]}
     assert {"KGC_CONFIG_FILE", "KGC_HOST", "KGC_OBSERVABILITY_ENDPOINT"} <= env
-    assert container["resources"]["limits"]["memory"] == "2Gi"
+    assert container["resources"]["limits"]["memory"] == "3Gi"
 
 
 def test_production_vpa_keeps_its_controlled_resources() -> None:
@@ -154,7 +160,7 @@ def test_production_vpa_keeps_its_controlled_resources() -> None:
     assert policy["maxAllowed"]["memory"] == "8Gi"
 
 
-@pytest.mark.parametrize("folder", [BASE, PRODUCTION], ids=["base", "production"])
+@pytest.mark.parametrize("folder", [BASE, PRODUCTION, GREEN], ids=["base", "production", "green"])
 def test_kubectl_kustomize_output_is_valid(folder: Path) -> None:
     rendered = kubectl_kustomize(folder)
     kinds = sorted(r["kind"] for r in rendered)
@@ -269,3 +275,88 @@ def test_example_secret_is_a_valid_api_keys_file(tmp_path: Path) -> None:
     path.write_text(secret["stringData"]["api-keys"], encoding="utf-8")
     roles = load_settings(api_keys_file=path).api_key_roles()
     assert sorted(roles.values()) == ["admin", "read", "write"]
+
+
+def mebibytes(quantity: str) -> int:
+    units = {"Mi": 1, "Gi": 1024}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+def startup_peak(receipts: int) -> float:
+    """MiB at start-up with ``receipts`` in the journal (measured: 90 MiB + 7.5 KiB each)."""
+    return 90 + receipts * 7.5 / 1024
+
+
+def test_memory_covers_the_journal_read_at_start_up() -> None:
+    """Start-up holds about 90 MiB plus 7.5 KiB per journal receipt (docs/operations.md):
+    512Mi stopped starting at about 55,000 receipts. The base allows about 90,000, production
+    about 370,000, and the VPA may never recommend less than the request."""
+    resources = base_resources()
+    container = resources["StatefulSet", "kgc"]["spec"]["template"]["spec"]["containers"][0]
+    limit = mebibytes(container["resources"]["limits"]["memory"])
+    assert limit >= startup_peak(90_000) + 256
+    request = mebibytes(container["resources"]["requests"]["memory"])
+    policy = resources["VerticalPodAutoscaler", "kgc"]["spec"]["resourcePolicy"]
+    assert mebibytes(policy["containerPolicies"][0]["minAllowed"]["memory"]) >= request
+
+    production = production_by_yaml_merge()
+    spec = production["StatefulSet", "kgc"]["spec"]["template"]["spec"]["containers"][0]
+    assert mebibytes(spec["resources"]["limits"]["memory"]) >= startup_peak(370_000) + 256
+    request = mebibytes(spec["resources"]["requests"]["memory"])
+    policy = production["VerticalPodAutoscaler", "kgc"]["spec"]["resourcePolicy"]
+    assert mebibytes(policy["containerPolicies"][0]["minAllowed"]["memory"]) >= request
+
+
+def test_no_prometheus_annotations_beside_the_dns_scrape_job() -> None:
+    """prometheus.yml finds the pod by DNS SRV; annotations would invite a second scrape."""
+    template = base_resources()["StatefulSet", "kgc"]["spec"]["template"]
+    annotations = template["metadata"].get("annotations", {})
+    assert not [name for name in annotations if name.startswith("prometheus.io/")]
+
+
+def test_dns_egress_reaches_kube_dns_and_nodelocal_dns_cache() -> None:
+    egress = base_resources()["NetworkPolicy", "kgc"]["spec"]["egress"]
+    dns = next(rule for rule in egress if {"protocol": "UDP", "port": 53} in rule["ports"])
+    assert {"protocol": "TCP", "port": 53} in dns["ports"]
+    peers = dns["to"]
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in peers
+    system = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+    assert system in peers
+
+
+def test_green_is_a_separate_kgc_in_its_own_namespace() -> None:
+    """Blue's Service, PDB and NetworkPolicy select pods of their own namespace only: green in
+    kgc-green can never be selected by them, and has its own Service, PDB, claim and Secret."""
+    blue = kubectl_kustomize(PRODUCTION)
+    green = kubectl_kustomize(GREEN)
+    for resource in green:
+        validate(resource)
+        if resource["kind"] == "Namespace":
+            assert resource["metadata"]["name"] == "kgc-green"
+        else:
+            assert resource["metadata"]["namespace"] == "kgc-green", key(resource)
+    assert sorted(key(r) for r in green if r["kind"] != "Namespace") == sorted(
+        key(r) for r in blue if r["kind"] != "Namespace"
+    )
+    statefulset = next(r for r in green if r["kind"] == "StatefulSet")
+    pod = statefulset["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example.com/kgc:0.2.0"
+    secret = next(v for v in pod["volumes"] if v["name"] == "api-keys")["secret"]
+    assert secret["secretName"] == "kgc-api-keys"  # created by hand in kgc-green
+    assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    policy = next(r for r in green if r["kind"] == "NetworkPolicy")["spec"]
+    clients = policy["ingress"][0]["from"][0]
+    assert clients["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "kgc-production"
+    }
+    assert clients["podSelector"]["matchLabels"] == {"kgc.io/client": "true"}
+
+
+def test_green_restore_pod_mounts_greens_claim_as_uid_1001() -> None:
+    (pod,) = load_yaml_documents(GREEN / "restore-pod.yaml")
+    assert "restore-pod.yaml" not in kustomization(GREEN)["resources"]
+    claim = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim == "data-kgc-0"  # the claim template "data" of StatefulSet "kgc", pod 0
+    assert pod["spec"]["securityContext"]["runAsUser"] == 1001
+    # Not the StatefulSet's labels: no Service or policy of kgc's may select it.
+    assert pod["metadata"]["labels"] != {"app.kubernetes.io/name": "kgc"}

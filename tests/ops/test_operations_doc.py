@@ -9,12 +9,14 @@ Docker engine or a cluster) and ``text`` (configuration) are not run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -202,3 +204,25 @@ def test_restore_brings_back_what_was_backed_up_not_what_came_after(site: Site) 
     site.run(restore)
     site.start()
     assert site.count() == backed_up
+
+
+def fluent_bit_parser() -> dict[str, str]:
+    """The ``[PARSER]`` section of the doc's Fluent Bit example, as key -> value."""
+    (text,) = [text for kind, text in blocks() if kind == "text" and "[PARSER]" in text]
+    section = text.split("[PARSER]", 1)[1].split("\n\n", 1)[0]
+    pairs = (line.split(None, 1) for line in section.strip().splitlines())
+    return {key: value.strip() for key, value in pairs}
+
+
+def test_fluent_bit_example_parses_the_time_of_every_kgc_log_line(live_server: Server) -> None:
+    """kgc's side of the (unverified) Fluent Bit example: every JSON line has the time key, in
+    exactly the example's Time_Format (Fluent Bit's %L, fractional seconds, is Python's %f)."""
+    parser = fluent_bit_parser()
+    assert parser["Format"] == "json"
+    python_format = parser["Time_Format"].replace("%L", "%f")
+    lines = [line for line in live_server.output().splitlines() if line.startswith("{")]
+    assert len(lines) >= 3
+    for line in lines:
+        stamp = json.loads(line)[parser["Time_Key"]]
+        parsed = datetime.strptime(stamp, python_format)
+        assert parsed.replace(tzinfo=UTC) == datetime.fromisoformat(stamp), stamp

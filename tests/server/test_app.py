@@ -389,3 +389,53 @@ def test_a_keys_file_with_no_key_or_a_key_twice_is_refused(tmp_path: Path) -> No
     twice.write_text("k-0000000000000001 read\nk-0000000000000001 admin\n")
     with pytest.raises(ConfigError, match="line 2: this key was given the role 'read' before"):
         read_api_keys(twice)
+
+
+def test_health_peak_rss_is_never_below_rss(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ru_maxrss and /proc/self/statm are sampled differently: a peak below rss was reported."""
+    from kgc.server import health
+
+    class Usage:
+        ru_maxrss = 1  # 1 KiB: far below any real resident size
+
+    monkeypatch.setattr(health.resource, "getrusage", lambda who: Usage())
+    memory = client.get("/health").json()["memory"]
+
+    assert memory["rss"] > 1024
+    assert memory["peak_rss"] == memory["rss"]
+
+
+def request_errors(client: TestClient) -> dict[str, int]:
+    found = {}
+    for line in client.get("/metrics").text.splitlines():
+        for kind in ("request_4xx", "request_5xx"):
+            if line.startswith(f'kgc_errors_total{{kind="{kind}"}} '):
+                found[kind] = int(line.split()[-1])
+    return found
+
+
+def test_request_error_counters_are_exported_at_zero_from_the_start(client: TestClient) -> None:
+    assert request_errors(client) == {"request_4xx": 0, "request_5xx": 0}
+
+    client.post("/transactions", json=ADD)  # no key: 401
+
+    assert request_errors(client) == {"request_4xx": 1, "request_5xx": 0}
+
+
+def test_backpressure_refusals_are_not_counted_as_request_errors(client: TestClient) -> None:
+    """A full queue's 503 and a throttling 429 are counted in kgc_queue_rejected_total only:
+    KgcServerErrors must not fire on backpressure."""
+    queue = client.app.state.kgc.queue  # type: ignore[attr-defined]
+    queue.depth = queue.capacity
+    full = post(client, ADD)
+    queue.depth, queue.throttling = 0, True
+    throttled = post(client, ADD)
+    queue.throttling = False
+
+    assert (full.status_code, throttled.status_code) == (503, 429)  # type: ignore[attr-defined]
+    assert request_errors(client) == {"request_4xx": 0, "request_5xx": 0}
+    text = client.get("/metrics").text
+    assert 'kgc_queue_rejected_total{reason="full"} 1' in text
+    assert 'kgc_queue_rejected_total{reason="throttled"} 1' in text
