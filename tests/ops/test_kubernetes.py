@@ -283,14 +283,15 @@ def mebibytes(quantity: str) -> int:
 
 
 def startup_peak(receipts: int) -> float:
-    """MiB at start-up with ``receipts`` in the journal (measured: 90 MiB + 7.5 KiB each)."""
-    return 90 + receipts * 7.5 / 1024
+    """MiB at start-up with ``receipts`` one-quad receipts (measured: 75 MiB + 1.4 KiB each;
+    7.5 KiB each before recovery stopped holding applied records)."""
+    return 75 + receipts * 1.4 / 1024
 
 
 def test_memory_covers_the_journal_read_at_start_up() -> None:
-    """Start-up holds about 90 MiB plus 7.5 KiB per journal receipt (docs/operations.md):
-    512Mi stopped starting at about 55,000 receipts. The base allows about 90,000, production
-    about 370,000, and the VPA may never recommend less than the request."""
+    """Start-up peaks at about 75 MiB plus 1.4 KiB per one-quad receipt (docs/operations.md).
+    Base and production both start with 90,000 and 370,000 receipts with room to spare, and
+    the VPA may never recommend less than the request."""
     resources = base_resources()
     container = resources["StatefulSet", "kgc"]["spec"]["template"]["spec"]["containers"][0]
     limit = mebibytes(container["resources"]["limits"]["memory"])
