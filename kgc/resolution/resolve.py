@@ -18,6 +18,7 @@ Steps (docs/resolution.md has the rules in full):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from kgc.errors import InputError
 from kgc.resolution.outcome import Conflict, Outcome, ProposalReport, Rejection, Status
@@ -226,7 +227,7 @@ def _reports(
         if p.digest in excluded:
             reports.append(_excluded_report(p, excluded[p.digest]))
         elif p.digest in final:
-            reports.append(final[p.digest])
+            reports.append(_still_rejected(final[p.digest], decisions))
         else:
             reports.append(_report(p, decisions, ballot, descendants.get(p.digest, ())))
     return reports
@@ -283,6 +284,18 @@ def _superseded_by(
     return next(
         (q.digest for q, s in ballot.index[line] if s == chosen and q.digest in later), None
     )
+
+
+def _still_rejected(report: ProposalReport, decisions: Decisions) -> ProposalReport:
+    """The report of a proposal rejected in an earlier pass; a quad of it that proposals still
+    standing have since decided its way says so (the rejection is final all the same)."""
+    rejected = tuple(
+        Rejection(r.line, r.side, f"{r.reason}; then decided this way by other proposals")
+        if decisions.side.get(r.line, 0) == r.side and not r.reason.endswith("other proposals")
+        else r
+        for r in report.rejected
+    )
+    return replace(report, rejected=rejected)
 
 
 def _excluded_report(p: Proposal, reason: str) -> ProposalReport:
