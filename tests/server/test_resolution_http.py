@@ -299,3 +299,24 @@ def test_shutting_the_server_down_cancels_open_rounds_timers() -> None:
 
     record = resolver.record(answer.json()["round"]["id"])
     assert record.status == "open"  # not "failed" on a closed store
+
+
+def test_the_openapi_proposal_schema_takes_digest_and_states_the_bounds() -> None:
+    import json
+    from importlib.resources import files
+
+    from kgc.resolution.proposal import MAX_PRIORITY, MAX_REFERENCES
+
+    spec = json.loads(files("kgc.server").joinpath("openapi.json").read_text("utf-8"))
+    schemas = spec["components"]["schemas"]
+    fields = schemas["Proposal"]["properties"]
+
+    assert "digest" in fields
+    assert (fields["priority"]["minimum"], fields["priority"]["maximum"]) == (
+        -MAX_PRIORITY,
+        MAX_PRIORITY,
+    )
+    assert (
+        fields["depends_on"]["maxItems"] == fields["conflicts_with"]["maxItems"] == MAX_REFERENCES
+    )
+    assert "duplicate" in schemas["Submitted"]["required"]
