@@ -9,8 +9,9 @@ Steps (docs/resolution.md has the rules in full):
    starts again while a kept proposal lost a dependency that way); the strategy decides a side for
    every quad the admitted proposals address; a proposal left with nothing accepted (or
    superseded) is rejected, and that is final: its dependants are excluded, it no longer counts in
-   declared conflicts, and a side only rejected proposals back is never taken. Passes end when no
-   proposal is newly rejected (at most one pass more than there are proposals);
+   declared conflicts, and a side only rejected proposals back is never taken. Passes end when a
+   pass rejects nothing that would change the next (a dependant to exclude, a declared conflict it
+   had won): at most one pass more than there are proposals;
 4. consensus only: the merged result commits when at least the threshold share of agents agree,
    otherwise nothing does.
 """
