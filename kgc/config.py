@@ -242,7 +242,17 @@ class Settings(BaseSettings):
         default=0.6, gt=0, le=1, description="Support (voting) or share of agents (consensus)."
     )
     resolution_timeout_ms: float = Field(
-        default=5000.0, gt=0, description="A round resolves this long after it opened."
+        default=5000.0,
+        gt=0,
+        le=86_400_000,
+        allow_inf_nan=False,
+        description="A round resolves this long after it opened (at most 24 hours).",
+    )
+    resolution_max_open_rounds: int = Field(
+        default=1000, gt=0, description="Rounds open at once; one more is refused (HTTP 429)."
+    )
+    resolution_max_proposals: int = Field(
+        default=1000, gt=0, description="Proposals one round holds; one more is refused (413)."
     )
     resolution_crdt_bias: Literal["add-wins", "remove-wins"] = Field(
         default="add-wins", description="crdt: which side a concurrent add and remove settle on."

@@ -44,7 +44,8 @@
     ├── ResolutionError             the resolution layer cannot take a request
     │   ├── ResolutionDisabled      enable_resolution (ENABLE_RESOLUTION) is false
     │   ├── UnknownRound            a resolution round id that this resolver does not hold
-    │   └── RoundMismatch           a proposal's round parameters differ from the open round's
+    │   ├── RoundMismatch           a proposal's round parameters differ from the open round's
+    │   └── ResolutionLimitExceeded a limit on open rounds or proposals per round (names it)
     ├── TransactionError            the pipeline failed before the commit point
     │   └── TransactionTimeout      the pre-commit budget ran out
     └── EffectError                 an effect could not run or did not finish (kind: in the receipt)
@@ -289,6 +290,15 @@ class UnknownRound(ResolutionError):
 
 class RoundMismatch(ResolutionError):
     """A proposal asked for round parameters (``expected``) that differ from the open round's."""
+
+
+class ResolutionLimitExceeded(ResolutionError):
+    """A proposal would pass ``limit`` (``resolution_max_open_rounds`` or
+    ``resolution_max_proposals``); nothing was added."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class TransactionError(KGCError):

@@ -1,7 +1,8 @@
 """``Outcome``: the resolved delta of a round and why each proposal got what it got.
 
 Every quad a proposal addressed is reported as accepted, superseded (a later proposal that builds
-on this one, through ``depends_on``, decided that quad and won) or rejected with a reason. A
+on this one, through ``depends_on``, decided that quad and won, or added the value that this one's
+value lost a functional property slot to) or rejected with a reason. A
 proposal's status is ``accepted`` when nothing of it was rejected, ``rejected`` when nothing of it
 was accepted or superseded, ``partial`` otherwise. Conflicts list what disagreed and how it was
 settled. The whole record is JSON (``to_json``) and goes into the receipt's provenance.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from kgc.rdf.delta import Delta
 from kgc.rdf.terms import LiteralPolicy, quad_line
 
 MAX_AGENT_LENGTH = 256
-MAX_PRIORITY = 2**53  # what every JSON reader holds exactly
+MAX_PRIORITY = 2**53 - 1  # the largest integer every JSON reader holds exactly
 MAX_REFERENCES = 1000
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _FIELDS = ("agent", "delta", "confidence", "priority", "depends_on", "conflicts_with")
@@ -60,6 +60,7 @@ class Proposal:
         _check_priority(self.priority)
         depends = _references(self.depends_on, "depends_on")
         conflicts = _references(self.conflicts_with, "conflicts_with")
+        _check_disjoint(depends, conflicts)
         stances = sorted(
             [(q, quad_line(q), 1) for q in self.delta.additions]
             + [(q, quad_line(q), -1) for q in self.delta.removals],
@@ -143,8 +144,17 @@ def _check_agent(agent: object) -> None:
         raise ProposalError("agent", "must not be empty")
     if len(agent) > MAX_AGENT_LENGTH:
         raise ProposalError("agent", f"at most {MAX_AGENT_LENGTH} characters, got {len(agent)}")
-    if any((ch.isspace() and ch != " ") or not ch.isprintable() for ch in agent):
-        raise ProposalError("agent", f"must not hold control characters, got {agent!r}")
+    check_printable(agent, "agent")
+
+
+def check_printable(value: str, name: str) -> None:
+    """Refuse control characters and any whitespace but the plain space, naming ``name``."""
+    if any((ch.isspace() and ch != " ") or not ch.isprintable() for ch in value):
+        raise ProposalError(
+            name,
+            "must hold printable characters only (no control characters, and no whitespace but "
+            f"the plain space), got {value!r}",
+        )
 
 
 def _check_confidence(value: object) -> None:
@@ -158,7 +168,7 @@ def _check_priority(value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProposalError("priority", f"expected an integer, got {value!r}")
     if abs(value) > MAX_PRIORITY:
-        raise ProposalError("priority", f"must be within +-2**53, got {value}")
+        raise ProposalError("priority", f"must be within +-(2**53 - 1), got {value}")
 
 
 def _references(value: object, name: str) -> tuple[str, ...]:
@@ -173,7 +183,18 @@ def _references(value: object, name: str) -> tuple[str, ...]:
     return tuple(sorted(set(items)))
 
 
+def _check_disjoint(depends: tuple[str, ...], conflicts: tuple[str, ...]) -> None:
+    both = sorted(set(depends) & set(conflicts))
+    if both:
+        raise ProposalError(
+            "conflicts_with",
+            f"{both[0][:12]} is also in depends_on: a proposal cannot build on a proposal it "
+            "conflicts with",
+        )
+
+
 def _json_list(value: object, name: str) -> tuple[Any, ...]:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        raise ProposalError(name, f"expected a list of proposal digests, got {value!r}")
+    if not isinstance(value, list | tuple):
+        shown = repr(value) if len(repr(value)) <= 80 else type(value).__name__
+        raise ProposalError(name, f"expected a list of proposal digests, got {shown}")
     return tuple(value)

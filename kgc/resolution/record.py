@@ -37,6 +37,9 @@ class ResolutionRecord:
     outcome: Outcome | None = None
     receipt: Receipt | None = None
     error: str | None = None
+    # (digest, principal): who sent each proposal over HTTP (an authenticated API key's name);
+    # ``agent`` is free text, so this is what says which key a vote came from.
+    submitted_by: tuple[tuple[str, str], ...] = ()
 
     @property
     def done(self) -> bool:
@@ -52,7 +55,19 @@ class ResolutionRecord:
         if self.outcome is not None:
             body.update(self.outcome.to_json())
             del body["resolved"]  # the receipt's own delta digest covers it
+            self._add_submitters(body["proposals"])
         return {"resolution": body}
+
+    def _add_submitters(self, proposals: list[dict[str, Any]]) -> None:
+        """Give each proposal entry ``submitted_by`` (sorted principals) when any are known."""
+        if not self.submitted_by:
+            return
+        by: dict[str, list[str]] = {}
+        for digest, principal in self.submitted_by:
+            by.setdefault(digest, []).append(principal)
+        for entry in proposals:
+            if entry["digest"] in by:
+                entry["submitted_by"] = by[entry["digest"]]
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -76,6 +91,7 @@ class ResolutionRecord:
             outcome = self.outcome.to_json()
             data["proposals"] = outcome.pop("proposals")
             data["outcome"] = outcome
+        self._add_submitters(data["proposals"])
         return data
 
 

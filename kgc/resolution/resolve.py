@@ -3,20 +3,23 @@
 Steps (docs/resolution.md has the rules in full):
 
 1. deduplicate by digest and sort by digest: arrival order is gone from here on;
-2. admission: a proposal whose dependency is absent is excluded; of two proposals that declare a
-   conflict, the one that ranks lower under the strategy is excluded; a proposal depending on an
-   excluded one is excluded;
-3. the strategy decides a side for every quad the admitted proposals address;
-4. a proposal left with nothing accepted (or superseded) is rejected; proposals depending on it
-   are excluded and the strategy runs again, until nothing changes (exclusions are final, so this
-   ends within as many passes as there are proposals);
-5. consensus only: the merged result commits when at least the threshold share of agents agree,
+2. admission: a proposal whose dependency is absent is excluded, and so are its dependants;
+3. passes, each: declared conflicts are settled among the proposals still standing (taken in rank
+   order; one that conflicts with a kept proposal is excluded, with its dependants, and settling
+   starts again while a kept proposal lost a dependency that way); the strategy decides a side for
+   every quad the admitted proposals address; a proposal left with nothing accepted (or
+   superseded) is rejected, and that is final: its dependants are excluded, it no longer counts in
+   declared conflicts, and a side only rejected proposals back is never taken. Passes end when a
+   pass rejects nothing that would change the next (a dependant to exclude, a declared conflict it
+   had won): at most one pass more than there are proposals;
+4. consensus only: the merged result commits when at least the threshold share of agents agree,
    otherwise nothing does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from kgc.errors import InputError
 from kgc.resolution.outcome import Conflict, Outcome, ProposalReport, Rejection, Status
@@ -46,17 +49,19 @@ def resolve(
     check_options(strategy, threshold, crdt_bias)
     unique = sorted({p.digest: p for p in proposals}.values(), key=lambda p: p.digest)
     key = by_priority if strategy == "priority" else by_confidence
-    excluded, conflicts = _admit(unique, key)
     ancestors = _ancestry(unique)
     functional_set = frozenset(functional)
+    dead = _absent_dependencies(unique)  # final exclusions: never re-admitted
+    final: dict[str, ProposalReport] = {}  # rejected by the strategy in some pass: final
     while True:
+        excluded, conflicts = _admit(unique, key, dead, final)
         admitted = [p for p in unique if p.digest not in excluded]
-        ballot = _ballot(admitted, ancestors, threshold, crdt_bias, functional_set)
+        ballot = _ballot(admitted, ancestors, threshold, crdt_bias, functional_set, final)
         decisions = STRATEGIES[strategy](ballot)
-        reports = _reports(unique, excluded, decisions, ballot, ancestors)
-        if not _exclude_dependents_of_rejected(unique, reports, excluded):
+        reports = _reports(unique, excluded, decisions, ballot, ancestors, final)
+        winners = {d for c in conflicts for d in c.proposals if d != c.about}
+        if not _reject(unique, reports, dead, final, winners):
             break
-        _exclude_dependents(unique, excluded)
     note = None
     if strategy == "consensus":
         decisions, reports, note = _gate(unique, reports, decisions, threshold, excluded)
@@ -80,30 +85,70 @@ def _names() -> str:
 # Admission ----------------------------------------------------------------------------------
 
 
-def _admit(proposals: list[Proposal], key: Key) -> tuple[dict[str, str], list[Conflict]]:
+def _absent_dependencies(proposals: list[Proposal]) -> dict[str, str]:
     present = {p.digest for p in proposals}
-    excluded: dict[str, str] = {}
+    dead: dict[str, str] = {}
     for p in proposals:
         missing = [d for d in p.depends_on if d not in present]
         if missing:
-            excluded[p.digest] = f"depends on {missing[0][:12]}, which is not in this round"
-    _exclude_dependents(proposals, excluded)
-    conflicts = _declared_conflicts(proposals, key, excluded)
-    _exclude_dependents(proposals, excluded)
-    return excluded, conflicts
+            dead[p.digest] = f"depends on {missing[0][:12]}, which is not in this round"
+    _exclude_dependents(proposals, dead)
+    return dead
+
+
+def _admit(
+    proposals: list[Proposal],
+    key: Key,
+    dead: dict[str, str],
+    final: dict[str, ProposalReport],
+) -> tuple[dict[str, str], list[Conflict]]:
+    """This pass's exclusions: the final ones, then declared-conflict losers and their dependants
+    among the proposals still standing, settled again while a kept proposal loses a dependency."""
+    standing = [p for p in proposals if p.digest not in dead and p.digest not in final]
+    while True:
+        excluded = dict(dead)
+        conflicts = _declared_conflicts(standing, key, excluded)
+        _exclude_dependents(proposals, excluded)
+        fallen = [p for p in standing if p.digest in excluded and not _lost_declared(p, conflicts)]
+        if not fallen:
+            return excluded, conflicts
+        gone = {p.digest for p in fallen}
+        standing = [p for p in standing if p.digest not in gone]
+
+
+def _lost_declared(p: Proposal, conflicts: list[Conflict]) -> bool:
+    return any(c.about == p.digest for c in conflicts)
 
 
 def _exclude_dependents(proposals: list[Proposal], excluded: dict[str, str]) -> None:
-    changed = True
-    while changed:
-        changed = False
-        for p in proposals:
-            if p.digest in excluded:
+    """Exclude, transitively, every proposal depending on an excluded one (in one sweep: a
+    proposal's dependencies sort before it in dependency order)."""
+    for p in _dependency_order(proposals):
+        if p.digest in excluded:
+            continue
+        gone = next((d for d in p.depends_on if d in excluded), None)
+        if gone is not None:
+            excluded[p.digest] = f"depends on {gone[:12]}, which was rejected"
+
+
+def _dependency_order(proposals: list[Proposal]) -> list[Proposal]:
+    """``proposals`` with every dependency before its dependants (iterative: no recursion)."""
+    by_digest = {p.digest: p for p in proposals}
+    placed: set[str] = set()
+    order: list[Proposal] = []
+    for root in proposals:
+        stack = [(root, False)]
+        while stack:
+            p, expanded = stack.pop()
+            if p.digest in placed:
                 continue
-            gone = next((d for d in p.depends_on if d in excluded), None)
-            if gone is not None:
-                excluded[p.digest] = f"depends on {gone[:12]}, which was rejected"
-                changed = True
+            if expanded:
+                placed.add(p.digest)
+                order.append(p)
+                continue
+            stack.append((p, True))
+            stack.extend((by_digest[d], False) for d in p.depends_on if d in by_digest)
+    return order
 
 
 def _declared_conflicts(
@@ -120,8 +165,6 @@ def _declared_conflicts(
     kept: dict[str, Proposal] = {}
     conflicts: list[Conflict] = []
     for p in ranked:
-        if p.digest in excluded:
-            continue
         winner = next((kept[d] for d in sorted(declared[p.digest]) if d in kept), None)
         if winner is None:
             kept[p.digest] = p
@@ -134,21 +177,15 @@ def _declared_conflicts(
 
 
 def _ancestry(proposals: list[Proposal]) -> dict[str, frozenset[str]]:
-    """Every proposal's transitive dependencies among ``proposals``."""
-    by_digest = {p.digest: p for p in proposals}
+    """Every proposal's transitive dependencies among ``proposals`` (dependencies first)."""
     memo: dict[str, frozenset[str]] = {}
-
-    def visit(digest: str) -> frozenset[str]:
-        if digest not in memo:
-            direct = [d for d in by_digest[digest].depends_on if d in by_digest]
-            found: set[str] = set(direct)
-            for d in direct:
-                found |= visit(d)
-            memo[digest] = frozenset(found)
-        return memo[digest]
-
-    for p in proposals:
-        visit(p.digest)
+    for p in _dependency_order(proposals):
+        found: set[str] = set()
+        for d in p.depends_on:
+            if d in memo:
+                found.add(d)
+                found |= memo[d]
+        memo[p.digest] = frozenset(found)
     return memo
 
 
@@ -158,6 +195,7 @@ def _ballot(
     threshold: float,
     crdt_bias: str,
     functional: frozenset[str],
+    final: dict[str, ProposalReport],
 ) -> Ballot:
     index: dict[str, list[tuple[Proposal, int]]] = {}
     quads = {}
@@ -169,7 +207,8 @@ def _ballot(
                 quads[line] = quad
             else:
                 stances.append((p, side))
-    return Ballot(index, quads, ancestors, threshold, crdt_bias, functional)
+    rejected = frozenset(final)
+    return Ballot(index, quads, ancestors, threshold, crdt_bias, functional, rejected)
 
 
 # Reports ------------------------------------------------------------------------------------
@@ -181,22 +220,25 @@ def _reports(
     decisions: Decisions,
     ballot: Ballot,
     ancestors: dict[str, frozenset[str]],
+    final: dict[str, ProposalReport],
 ) -> list[ProposalReport]:
-    descendants = _descendants(ancestors, excluded)
-    return [
-        _excluded_report(p, excluded[p.digest])
-        if p.digest in excluded
-        else _report(p, decisions, ballot, descendants.get(p.digest, ()))
-        for p in proposals
-    ]
+    descendants = _descendants(ancestors, excluded.keys() | final.keys())
+    reports = []
+    for p in proposals:
+        if p.digest in excluded:
+            reports.append(_excluded_report(p, excluded[p.digest]))
+        elif p.digest in final:
+            reports.append(_still_rejected(final[p.digest], decisions))
+        else:
+            reports.append(_report(p, decisions, ballot, descendants.get(p.digest, ())))
+    return reports
 
 
-def _descendants(
-    ancestors: dict[str, frozenset[str]], excluded: dict[str, str]
-) -> dict[str, list[str]]:
+def _descendants(ancestors: dict[str, frozenset[str]], gone: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
+    skip = set(gone)
     for digest, before in sorted(ancestors.items()):
-        if digest not in excluded:
+        if digest not in skip:
             for ancestor in before:
                 out.setdefault(ancestor, []).append(digest)
     return out
@@ -214,7 +256,7 @@ def _report(
         if chosen == side:
             accepted.append((line, side))
             continue
-        by = _superseded_by(ballot, line, chosen, later)
+        by = _superseded_by(ballot, decisions, line, chosen, later)
         if by is not None:
             superseded.append((line, side, by))
         else:
@@ -229,13 +271,32 @@ def _report(
     )  # fmt: skip
 
 
-def _superseded_by(ballot: Ballot, line: str, chosen: int, later: set[str]) -> str | None:
-    """A proposal building on this one that took the side that won for ``line``, if any."""
-    if not later or chosen == 0:
+def _superseded_by(
+    ballot: Ballot, decisions: Decisions, line: str, chosen: int, later: set[str]
+) -> str | None:
+    """A proposal building on this one that took the side that won for ``line`` or, for a value
+    that lost a functional property conflict, that added the value kept; None otherwise."""
+    if not later:
+        return None
+    if chosen == 0 and line in decisions.displaced:
+        line, chosen = decisions.displaced[line], 1
+    if chosen == 0:
         return None
     return next(
         (q.digest for q, s in ballot.index[line] if s == chosen and q.digest in later), None
     )
+
+
+def _still_rejected(report: ProposalReport, decisions: Decisions) -> ProposalReport:
+    """The report of a proposal rejected in an earlier pass; a quad of it that proposals still
+    standing have since decided its way says so (the rejection is final all the same)."""
+    rejected = tuple(
+        Rejection(r.line, r.side, f"{r.reason}; then decided this way by other proposals")
+        if decisions.side.get(r.line, 0) == r.side and not r.reason.endswith("other proposals")
+        else r
+        for r in report.rejected
+    )
+    return replace(report, rejected=rejected)
 
 
 def _excluded_report(p: Proposal, reason: str) -> ProposalReport:
@@ -245,19 +306,31 @@ def _excluded_report(p: Proposal, reason: str) -> ProposalReport:
     )
 
 
-def _exclude_dependents_of_rejected(
-    proposals: list[Proposal], reports: list[ProposalReport], excluded: dict[str, str]
+def _reject(
+    proposals: list[Proposal],
+    reports: list[ProposalReport],
+    dead: dict[str, str],
+    final: dict[str, ProposalReport],
+    winners: set[str],
 ) -> bool:
-    rejected = {r.digest for r in reports if r.status == "rejected" and r.excluded is None}
-    added = False
-    for p in proposals:
-        if p.digest in excluded:
+    """Make this pass's rejections final and exclude their dependants; False when another pass
+    would change nothing (``winners``: the proposals kept over a declared conflict)."""
+    new = {
+        r.digest: r
+        for r in reports
+        if r.status == "rejected" and r.excluded is None and r.digest not in final
+    }
+    final.update(new)
+    before = len(dead)
+    for p in _dependency_order(proposals):
+        if p.digest in dead:
             continue
-        lost = next((d for d in p.depends_on if d in rejected), None)
+        lost = next((d for d in p.depends_on if d in final or d in dead), None)
         if lost is not None:
-            excluded[p.digest] = f"depends on {lost[:12]}, which was rejected"
-            added = True
-    return added
+            dead[p.digest] = f"depends on {lost[:12]}, which was rejected"
+    # Another pass changes something only when exclusions change: a dependant is now excluded,
+    # or a newly rejected proposal had kept a declared conflict (its loser stands again).
+    return len(dead) > before or any(d in winners for d in new)
 
 
 # Consensus ----------------------------------------------------------------------------------

@@ -1,20 +1,24 @@
 """``Resolver``: rounds of proposals on an engine, each resolved and committed as one transaction.
 
 A proposal goes to the open round of its topic (a new round opens when there is none). A round
-closes when it holds ``expected`` proposals (if set), when its timeout expires (a timer thread) or
-when ``close`` is called; it is then resolved (``kgc.resolution.resolve``) and the resolved delta
-applied through the engine's pipeline as ``resolution:<round id>``, with the resolution record in
-the receipt's provenance. Hooks can veto it like any change.
+closes when it holds ``expected`` proposals (if set), when its timeout expires (one deadline
+thread per resolver, ``kgc.resolution.scheduler``) or when ``close`` is called; it is then
+resolved (``kgc.resolution.resolve``) and the resolved delta applied through the engine's
+pipeline as ``resolution:<round id>``, with the resolution record in the receipt's provenance.
+Hooks can veto it like any change.
 
 Guarantees: the outcome of a round depends only on the set of proposals it holds. A round resolves
-once. Non-guarantees: the records of the last ``keep`` rounds are kept in memory only; a round
-still open when the process stops is lost; a commit made by the timer thread does not go through
-``kgc serve``'s write queue (it takes the writer lock like any apply).
+once. At most ``max_open_rounds`` rounds are open and a round holds at most ``max_proposals``
+proposals (``ResolutionLimitExceeded`` otherwise). Non-guarantees: the records of the last ``keep``
+finished rounds (and of every open one) are kept in memory only; a round still open when the
+process stops is lost; a commit made by the deadline thread does not go through ``kgc serve``'s
+write queue (it takes the writer lock like any apply).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -26,13 +30,15 @@ from kgc.errors import (
     KGCError,
     ProposalError,
     ResolutionDisabled,
+    ResolutionLimitExceeded,
     RoundMismatch,
     UnknownRound,
 )
-from kgc.resolution.proposal import Proposal
+from kgc.resolution.proposal import Proposal, check_printable
 from kgc.resolution.record import ClosedBy, ResolutionRecord
 from kgc.resolution.resolve import check_options, resolve
 from kgc.resolution.round import Round, now_iso
+from kgc.resolution.scheduler import Deadlines
 
 if TYPE_CHECKING:
     from kgc.engine import KnowledgeEngine
@@ -44,15 +50,17 @@ FUNCTIONAL_QUERY = (
 )
 DEFAULT_TOPIC = "default"
 MAX_TOPIC_LENGTH = 256
+MAX_TIMEOUT_MS = 86_400_000.0  # 24 hours: a round's timeout is finite and at most this
 
 
 class Resolver:
     """Collects proposals in rounds and commits each round's resolved delta through ``engine``.
 
-    Strategy, threshold, timeout and CRDT bias default to the engine's settings
+    Strategy, threshold, timeout, CRDT bias and the two limits default to the engine's settings
     (``RESOLUTION_STRATEGY``, ``CONSENSUS_THRESHOLD``, ``RESOLUTION_TIMEOUT_MS``,
-    ``KGC_RESOLUTION_CRDT_BIAS``). ``functional`` adds functional property IRIs to those the graph
-    declares (``owl:FunctionalProperty``). Raises ``ResolutionDisabled`` unless
+    ``KGC_RESOLUTION_CRDT_BIAS``, ``KGC_RESOLUTION_MAX_OPEN_ROUNDS``,
+    ``KGC_RESOLUTION_MAX_PROPOSALS``). ``functional`` adds functional property IRIs to those the
+    graph declares (``owl:FunctionalProperty``). Raises ``ResolutionDisabled`` unless
     ``enable_resolution`` is set.
     """
 
@@ -66,6 +74,8 @@ class Resolver:
         crdt_bias: str | None = None,
         functional: Iterable[str] = (),
         keep: int = 1000,
+        max_open_rounds: int | None = None,
+        max_proposals: int | None = None,
     ) -> None:
         settings = engine.settings
         if not settings.enable_resolution:
@@ -80,42 +90,71 @@ class Resolver:
         self.crdt_bias = crdt_bias if crdt_bias is not None else settings.resolution_crdt_bias
         check_options(self.strategy, self.threshold, self.crdt_bias)
         self.functional = frozenset(functional)
+        self.max_open_rounds = _limit(
+            max_open_rounds, settings.resolution_max_open_rounds, "max_open_rounds"
+        )
+        self.max_proposals = _limit(
+            max_proposals, settings.resolution_max_proposals, "max_proposals"
+        )
         self._keep = keep
         self._lock = threading.Lock()
         self._open: dict[str, Round] = {}
         self._rounds: dict[str, Round] = {}
         self._records: OrderedDict[str, ResolutionRecord] = OrderedDict()
         self._done: dict[str, threading.Event] = {}
-        self._timers: dict[str, threading.Timer] = {}
+        self._deadlines = Deadlines(self._expire)
 
     # Submitting ---------------------------------------------------------------------------------
 
     def submit(
-        self, proposal: Proposal, *, topic: str = DEFAULT_TOPIC, expected: int | None = None
+        self,
+        proposal: Proposal,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        expected: int | None = None,
+        submitted_by: str | None = None,
     ) -> ResolutionRecord:
         """Add ``proposal`` to the open round of ``topic``; the round's record afterwards.
 
         When the proposal opens the round, ``expected`` sets how many proposals close it; a later
         proposal must give the same ``expected`` or none (``RoundMismatch``). When this proposal
         fills the round, the round is resolved and applied before ``submit`` returns.
+        ``submitted_by`` (the authenticated principal, over HTTP) is recorded with the proposal.
         """
+        return self.offer(proposal, topic=topic, expected=expected, submitted_by=submitted_by)[0]
+
+    def offer(
+        self,
+        proposal: Proposal,
+        *,
+        topic: str = DEFAULT_TOPIC,
+        expected: int | None = None,
+        submitted_by: str | None = None,
+    ) -> tuple[ResolutionRecord, bool]:
+        """``submit``, also saying whether the round held the proposal already (a duplicate)."""
         check_round_fields(topic, expected)
+        self._check_expected(expected)
         with self._lock:
             current = self._open.get(topic)
             if current is None:
                 current = self._start(topic, expected, self.timeout_ms)
-            elif expected is not None and expected != current.expected:
-                raise RoundMismatch(
-                    f"round {current.id} on topic {topic!r} expects {current.expected} "
-                    f"proposals; this proposal says expected={expected}"
+            else:
+                _check_same_count(current, expected)
+            added = current.add(proposal, self.max_proposals)
+            if added is None:
+                raise ResolutionLimitExceeded(
+                    "resolution_max_proposals",
+                    f"round {current.id} on topic {topic!r} holds {self.max_proposals} proposals, "
+                    "the most a round takes (resolution_max_proposals)",
                 )
-            current.add(proposal)
-            self._set(replace(self._records[current.id], proposals=tuple(current.digests())))
+            held = self._records[current.id]
+            by = _with(held.submitted_by, proposal, submitted_by)
+            self._set(replace(held, proposals=tuple(current.digests()), submitted_by=by))
             if current.full:
                 del self._open[topic]
         if current.full:
-            return self._finish(current, "count")
-        return self.record(current.id)
+            return self._finish(current, "count"), not added
+        return self.record(current.id), not added
 
     def open(
         self,
@@ -126,6 +165,7 @@ class Resolver:
     ) -> ResolutionRecord:
         """Open a round on ``topic`` now (one is opened by ``submit`` otherwise)."""
         check_round_fields(topic, expected)
+        self._check_expected(expected)
         with self._lock:
             if topic in self._open:
                 raise RoundMismatch(f"topic {topic!r} already has an open round")
@@ -160,16 +200,31 @@ class Resolver:
         return self.record(round_id)
 
     def shutdown(self) -> None:
-        """Stop the timers; rounds still open stay open and unresolved."""
+        """Stop the deadline thread; rounds still open stay open and unresolved."""
+        self._deadlines.stop()
+
+    @property
+    def open_rounds(self) -> int:
         with self._lock:
-            timers = list(self._timers.values())
-            self._timers.clear()
-        for timer in timers:
-            timer.cancel()
+            return len(self._open)
 
     # Internals ----------------------------------------------------------------------------------
 
+    def _check_expected(self, expected: int | None) -> None:
+        if expected is not None and expected > self.max_proposals:
+            raise ProposalError(
+                "expected",
+                f"at most {self.max_proposals} (resolution_max_proposals), got {expected}",
+            )
+
     def _start(self, topic: str, expected: int | None, timeout_ms: float) -> Round:
+        """Open a round (the lock held), within ``max_open_rounds``."""
+        if len(self._open) >= self.max_open_rounds:
+            raise ResolutionLimitExceeded(
+                "resolution_max_open_rounds",
+                f"{len(self._open)} rounds are open, the most this resolver holds "
+                f"(resolution_max_open_rounds); topic {topic!r} must wait for one to close",
+            )
         started = Round(topic, expected=expected, timeout_ms=timeout_ms)
         self._open[topic] = started
         self._rounds[started.id] = started
@@ -188,23 +243,27 @@ class Resolver:
                 (),
             )
         )
-        timer = threading.Timer(timeout_ms / 1000.0, self._expire, (started.id,))
-        timer.daemon = True
-        self._timers[started.id] = timer
-        timer.start()
+        self._deadlines.add(started.id, timeout_ms / 1000.0)
         return started
 
     def _set(self, record: ResolutionRecord) -> None:
-        """Store ``record`` (the lock held), forgetting the oldest finished rounds past ``keep``."""
+        """Store ``record`` (the lock held), forgetting the oldest finished rounds past ``keep``
+        (open and resolving rounds are never forgotten, and do not stop the forgetting)."""
         self._records[record.id] = record
         self._records.move_to_end(record.id)
-        while len(self._records) > self._keep:
-            oldest = next(iter(self._records))
-            if not self._records[oldest].done:
-                break
-            del self._records[oldest]
-            self._rounds.pop(oldest, None)
-            self._done.pop(oldest, None)
+        excess = len(self._records) - self._keep
+        if excess <= 0:
+            return
+        finished = []
+        for round_id, held in self._records.items():
+            if held.done:
+                finished.append(round_id)
+                if len(finished) == excess:
+                    break
+        for round_id in finished:
+            del self._records[round_id]
+            self._rounds.pop(round_id, None)
+            self._done.pop(round_id, None)
 
     def _expire(self, round_id: str) -> None:
         with self._lock:
@@ -243,8 +302,8 @@ class Resolver:
         self, closing: Round, proposals: list[Proposal], closed_by: ClosedBy
     ) -> ResolutionRecord:
         """Record the round as closed and being resolved; stop its timer."""
+        self._deadlines.cancel(closing.id)
         with self._lock:
-            timer = self._timers.pop(closing.id, None)
             base = replace(
                 self._records[closing.id],
                 status="resolving",
@@ -253,8 +312,6 @@ class Resolver:
                 closed_by=closed_by,
             )
             self._set(base)
-        if timer is not None:
-            timer.cancel()
         return base
 
     def _resolve_and_apply(
@@ -292,14 +349,50 @@ def check_round_fields(topic: object, expected: object) -> None:
     """Refuse a bad ``topic`` or ``expected`` with ``ProposalError`` naming the field."""
     if not isinstance(topic, str) or not topic.strip() or len(topic) > MAX_TOPIC_LENGTH:
         raise ProposalError("topic", f"a non-empty string of at most {MAX_TOPIC_LENGTH} characters")
+    check_printable(topic, "topic")
     if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
         raise ProposalError("expected", f"expected a whole number, got {expected!r}")
     if expected is not None and expected < 1:
         raise ProposalError("expected", f"must be at least 1, got {expected}")
 
 
+def _check_same_count(current: Round, expected: int | None) -> None:
+    if expected is None or expected == current.expected:
+        return
+    if current.expected is None:
+        raise RoundMismatch(
+            f"round {current.id} on topic {current.topic!r} has no expected count (it closes on "
+            f"its timeout or on close); this proposal says expected={expected}"
+        )
+    raise RoundMismatch(
+        f"round {current.id} on topic {current.topic!r} expects {current.expected} "
+        f"proposals; this proposal says expected={expected}"
+    )
+
+
+def _with(
+    held: tuple[tuple[str, str], ...], proposal: Proposal, by: str | None
+) -> tuple[tuple[str, str], ...]:
+    """``held`` (digest, principal) pairs with this submission's, once each, sorted."""
+    if by is None or (proposal.digest, by) in held:
+        return held
+    return tuple(sorted({*held, (proposal.digest, by)}))
+
+
 def _timeout(given: float | None, default: float) -> float:
     timeout = default if given is None else given
-    if isinstance(timeout, bool) or not timeout > 0:
-        raise InputError(f"a round's timeout_ms must be above 0, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise InputError(f"a round's timeout_ms must be a number, got {timeout!r}")
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT_MS:
+        raise InputError(
+            f"a round's timeout_ms must be above 0 and at most {MAX_TIMEOUT_MS:.0f} (24 hours), "
+            f"got {timeout!r}"
+        )
     return float(timeout)
+
+
+def _limit(given: int | None, default: int, name: str) -> int:
+    value = default if given is None else given
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return value

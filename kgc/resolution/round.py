@@ -40,13 +40,16 @@ class Round:
         self._lock = threading.Lock()
         self._closed = False
 
-    def add(self, proposal: Proposal) -> bool | None:
-        """Hold ``proposal``: True if new, False if already held, None if the round is closed."""
+    def add(self, proposal: Proposal, limit: int | None = None) -> bool | None:
+        """Hold ``proposal``: True if new, False if already held, None if the round is closed or
+        already holds ``limit`` proposals."""
         with self._lock:
             if self._closed:
                 return None
             if proposal.digest in self._proposals:
                 return False
+            if limit is not None and len(self._proposals) >= limit:
+                return None
             self._proposals[proposal.digest] = proposal
             return True
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
 
 import pyoxigraph as ox
 
@@ -24,6 +26,9 @@ Stances = list[tuple[Proposal, int]]
 Key = Callable[[Proposal], tuple[float, ...]]
 # How strongly an added quad is backed, from its stances: settles functional-property conflicts.
 Strength = Callable[[Stances], tuple[float, ...]]
+# The same, exactly (voting's support is a ratio of sums): breaks what is a tie in floats.
+ExactStrength = Callable[[Stances], tuple[Fraction, ...]]
+Number = float | Fraction
 ZERO_ALONE = "no support: its only voter gave confidence 0"
 ALL_ZERO = "no support: every agent that addressed it gave confidence 0"
 
@@ -38,15 +43,26 @@ class Ballot:
     threshold: float
     crdt_bias: str
     functional: frozenset[str]
+    # Proposals rejected in an earlier pass (final): a side only they back is never taken.
+    rejected: frozenset[str] = frozenset()
 
 
 @dataclass
 class Decisions:
-    """A side per quad line, why each losing stance lost, and the conflicts met."""
+    """A side per quad line, why each losing stance lost, and the conflicts met. ``displaced``:
+    an added value that lost a functional property conflict, to the value kept."""
 
     side: dict[str, int] = field(default_factory=dict)
     lost: dict[tuple[str, str], str] = field(default_factory=dict)
     conflicts: list[Conflict] = field(default_factory=list)
+    displaced: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # added to an add-remove conflict
+
+
+@lru_cache(maxsize=4096)
+def exact(value: float) -> Fraction:
+    """``value`` as the decimal it prints as: 0.3 is exactly 3/10, not the nearest binary."""
+    return Fraction(repr(value))
 
 
 def by_confidence(p: Proposal) -> tuple[float, ...]:
@@ -85,41 +101,68 @@ def voting(ballot: Ballot) -> Decisions:
             for proposal, _ in stances:
                 lost[(proposal.digest, line)] = reason
     rule = "higher support, then more confidence in total"
-    settle_functional(ballot, decisions, _vote_strength, rule)
+    finish(ballot, decisions, _vote_strength, rule, abstain_zero=True, exact=_exact_vote_strength)
     return decisions
+
+
+def _weight(votes: Stances, side: int) -> Fraction:
+    return sum((exact(p.confidence) for p, s in votes if s == side), Fraction(0))
 
 
 def _vote_strength(stances: Stances) -> tuple[float, ...]:
     votes = _agent_votes(stances)
-    total = math.fsum(p.confidence for p, _ in votes)
     backing = math.fsum(p.confidence for p, side in votes if side > 0)
+    total = backing + math.fsum(p.confidence for p, side in votes if side < 0)
     return (backing / total if total else 0.0, backing)
 
 
-def _vote(decisions: Decisions, line: str, stances: Stances, threshold: float) -> None:
+def _exact_vote_strength(stances: Stances) -> tuple[Fraction, ...]:
     votes = _agent_votes(stances)
-    for_add = math.fsum([p.confidence for p, side in votes if side > 0])
-    for_rem = math.fsum([p.confidence for p, side in votes if side < 0])
-    total = for_add + for_rem
-    support = {1: for_add / total, -1: for_rem / total} if total else {1: 0.0, -1: 0.0}
-    chosen = _winner(support, threshold)
+    backing = _weight(votes, 1)
+    total = backing + _weight(votes, -1)
+    return (backing / total if total else Fraction(0), backing)
+
+
+def _vote(decisions: Decisions, line: str, stances: Stances, threshold: float) -> None:
+    """Sums and support are exact fractions of the decimal confidences, compared exactly with
+    the threshold (4 x 0.3 against 0.3 is support 4/5, which reaches a threshold of 0.8)."""
+    votes = _agent_votes(stances)
+    support, total, limit = _support(votes, threshold)
+    chosen = _winner(support, limit)
     if chosen:
         decisions.side[line] = chosen
-    reasons = {s: _vote_reason(s, support, total, threshold) for s in (1, -1) if s != chosen}
+    reasons = {s: _vote_reason(s, support, total, limit, threshold) for s in (1, -1) if s != chosen}
     for proposal, side in stances:
         if side != chosen:
             decisions.lost[(proposal.digest, line)] = reasons[side]
     if any(side != votes[0][1] for _, side in votes):  # agents, not just proposals, disagree
         verdict = side_name(chosen) + " wins" if chosen else "no change"
         settled = (
-            f"votes: {support[1]:.3f} for adding, {support[-1]:.3f} for removing "
+            f"votes: {float(support[1]):.3f} for adding, {float(support[-1]):.3f} for removing "
             f"(threshold {threshold}): {verdict}"
         )
         digests = tuple(sorted({p.digest for p, _ in stances}))
         decisions.conflicts.append(Conflict("add-remove", line, digests, settled))
 
 
-def _winner(support: dict[int, float], threshold: float) -> int:
+def _support(votes: Stances, threshold: float) -> tuple[dict[int, Number], Number, Number]:
+    """Each side's support and the total weight. Floats first: when neither support is within
+    1e-9 of the threshold, the float comparison agrees with the exact one (the floats are within
+    a few units in the last place of the decimals), and exactness is not worth its cost."""
+    for_add = math.fsum(p.confidence for p, side in votes if side > 0)
+    for_rem = math.fsum(p.confidence for p, side in votes if side < 0)
+    total = for_add + for_rem
+    far = total and all(abs(x / total - threshold) > 1e-9 for x in (for_add, for_rem))
+    if far and abs(for_add - for_rem) > 1e-9 * total:  # and no tie to settle
+        return {1: for_add / total, -1: for_rem / total}, total, threshold
+    add, rem = _weight(votes, 1), _weight(votes, -1)
+    exact_total = add + rem
+    if not exact_total:
+        return {1: Fraction(0), -1: Fraction(0)}, exact_total, exact(threshold)
+    return {1: add / exact_total, -1: rem / exact_total}, exact_total, exact(threshold)
+
+
+def _winner(support: dict[int, Number], threshold: Number) -> int:
     """The side whose support reaches the threshold; below a threshold of 0.5 both can, and
     the larger wins; equal support is a tie: 0, no change."""
     add_ok = support[1] > 0 and support[1] >= threshold
@@ -142,13 +185,15 @@ def _agent_votes(stances: Stances) -> Stances:
     return [(p, side_of[p.digest]) for p in chosen]
 
 
-def _vote_reason(side: int, support: dict[int, float], total: float, threshold: float) -> str:
+def _vote_reason(
+    side: int, support: dict[int, Number], total: Number, limit: Number, threshold: float
+) -> str:
     if total == 0:
         return ALL_ZERO
     mine = support[side]
-    if mine >= threshold:
-        return f"tied at support {mine:.3f} with the opposite side: no change"
-    return f"support {mine:.3f} for its {side_name(side)} is below the threshold {threshold}"
+    if mine >= limit:
+        return f"tied at support {float(mine):.3f} with the opposite side: no change"
+    return f"support {float(mine):.3f} for its {side_name(side)} is below the threshold {threshold}"
 
 
 # merging and priority -------------------------------------------------------------------------
@@ -178,7 +223,7 @@ def _ranked(ballot: Ballot, key: Key) -> Decisions:
     def strength(stances: Stances) -> tuple[float, ...]:
         return max(key(p) for p, side in stances if side > 0)
 
-    settle_functional(ballot, decisions, strength, f"higher {words}")
+    finish(ballot, decisions, strength, f"higher {words}", abstain_zero=False)
     return decisions
 
 
@@ -201,11 +246,63 @@ def _fmt(values: tuple[float, ...]) -> str:
     return "/".join(f"{v:g}" for v in values)
 
 
-def settle_functional(ballot: Ballot, decisions: Decisions, strength: Strength, rule: str) -> None:
-    """Keep one added value per (subject, functional property, graph): the strongest, then the
-    smallest N-Quads line; the other additions of that slot lose."""
-    if not ballot.functional:
+def finish(
+    ballot: Ballot,
+    decisions: Decisions,
+    strength: Strength,
+    rule: str,
+    *,
+    abstain_zero: bool,
+    exact: ExactStrength | None = None,
+) -> None:
+    """After the per-quad decisions: keep one value per functional slot and decide each value
+    that lost its slot again from its removals, then drop the sides only rejected proposals back
+    (``abstain_zero``: a stance of confidence 0 does not count, as in voting)."""
+    for line in settle_functional(ballot, decisions, strength, rule, exact):
+        _redecide(ballot, decisions, line, abstain_zero)
+    drop_rejected(ballot, decisions, abstain_zero)
+    _add_notes(decisions)
+
+
+def _standing(ballot: Ballot, line: str, side: int, abstain_zero: bool) -> list[Proposal]:
+    """The proposals not rejected in an earlier pass that take ``side`` on ``line``."""
+    return [
+        p
+        for p, s in ballot.index[line]
+        if s == side and p.digest not in ballot.rejected and (p.confidence > 0 or not abstain_zero)
+    ]
+
+
+def drop_rejected(ballot: Ballot, decisions: Decisions, abstain_zero: bool) -> None:
+    """A side backed only by proposals rejected in an earlier pass (final) is never taken: the
+    other side is, when a proposal still standing takes it; otherwise the quad is left as is."""
+    if not ballot.rejected:
         return
+    for line, side in list(decisions.side.items()):
+        if not side or any(
+            p.digest not in ballot.rejected for p, s in ballot.index[line] if s == side
+        ):
+            continue
+        other = _standing(ballot, line, -side, abstain_zero)
+        decisions.side[line] = -side if other else 0
+        reason = "the other side is backed only by proposals rejected earlier in this round"
+        for proposal in other:
+            decisions.lost.pop((proposal.digest, line), None)
+        if other:
+            _note(decisions, line, f"{side_name(side)} backed only by rejected proposals: {reason}")
+
+
+def settle_functional(
+    ballot: Ballot,
+    decisions: Decisions,
+    strength: Strength,
+    rule: str,
+    exact: ExactStrength | None = None,
+) -> list[str]:
+    """Keep one added value per (subject, functional property, graph): the strongest, then the
+    smallest N-Quads line; the other additions of that slot lose. Returns the lines that lost."""
+    if not ballot.functional:
+        return []
     slots: dict[str, list[str]] = {}
     for line, side in decisions.side.items():
         quad = ballot.quads[line]
@@ -214,9 +311,12 @@ def settle_functional(ballot: Ballot, decisions: Decisions, strength: Strength, 
             where = "" if isinstance(graph, ox.DefaultGraph) else f" in {graph}"
             slot = f"{quad.subject} {quad.predicate}{where}"
             slots.setdefault(slot, []).append(line)
+    lost: list[str] = []
     for slot, lines in sorted(slots.items()):
         if len(lines) > 1:
-            _keep_one(ballot, decisions, slot, lines, strength, rule)
+            winner = _strongest_value(ballot, lines, strength, exact)
+            lost += _keep_one(ballot, decisions, slot, lines, winner, rule)
+    return lost
 
 
 def _keep_one(
@@ -224,10 +324,9 @@ def _keep_one(
     decisions: Decisions,
     slot: str,
     lines: list[str],
-    strength: Strength,
+    winner: str,
     rule: str,
-) -> None:
-    winner = min(lines, key=lambda li: (tuple(-x for x in strength(ballot.index[li])), li))
+) -> list[str]:
     reason = f"functional property conflict on {slot}: kept {winner} ({rule})"
     digests: set[str] = set()
     for line in lines:
@@ -235,11 +334,65 @@ def _keep_one(
         if line == winner:
             continue
         decisions.side[line] = 0
+        decisions.displaced[line] = winner
         for proposal, side in ballot.index[line]:
             if side > 0:
                 decisions.lost[(proposal.digest, line)] = reason
     conflict = Conflict("functional", slot, tuple(sorted(digests)), f"kept {winner} ({rule})")
     decisions.conflicts.append(conflict)
+    return [line for line in lines if line != winner]
+
+
+def _strongest_value(
+    ballot: Ballot, lines: list[str], strength: Strength, exact: ExactStrength | None
+) -> str:
+    """The value to keep: a live one first (a value only proposals rejected earlier in the round
+    add is never kept over a live one), then the strongest, then the smallest line. Values whose
+    float strengths are within 1e-9 of the best are compared by ``exact`` strength."""
+    rank = {
+        li: (not _live(ballot, li), tuple(-x for x in strength(ballot.index[li]))) for li in lines
+    }
+    best = min(lines, key=lambda li: (rank[li], li))
+    if exact is None:
+        return best
+    near = [li for li in lines if _near(rank[li], rank[best])]
+    if len(near) == 1:
+        return best
+    return min(near, key=lambda li: (tuple(-x for x in exact(ballot.index[li])), li))
+
+
+def _near(a: tuple[bool, tuple[float, ...]], b: tuple[bool, tuple[float, ...]]) -> bool:
+    return a[0] == b[0] and all(
+        abs(x - y) <= 1e-9 * max(1.0, abs(x)) for x, y in zip(a[1], b[1], strict=True)
+    )
+
+
+def _redecide(ballot: Ballot, decisions: Decisions, line: str, abstain_zero: bool) -> None:
+    """A value that lost its functional slot is out of the running; its removals, if any (not
+    rejected, and above confidence 0 when ``abstain_zero``), now decide the quad: removed."""
+    if not _standing(ballot, line, -1, abstain_zero):
+        return
+    decisions.side[line] = -1
+    _note(decisions, line, "the addition then lost its functional property slot: removed")
+
+
+def _live(ballot: Ballot, line: str) -> bool:
+    """Some addition of ``line`` comes from a proposal not rejected in an earlier pass."""
+    return any(s > 0 and p.digest not in ballot.rejected for p, s in ballot.index[line])
+
+
+def _note(decisions: Decisions, line: str, note: str) -> None:
+    """Add ``note`` to how the add-remove conflict about ``line`` was settled (``_add_notes``)."""
+    decisions.notes[line] = note
+
+
+def _add_notes(decisions: Decisions) -> None:
+    if not decisions.notes:
+        return
+    for i, c in enumerate(decisions.conflicts):
+        note = decisions.notes.get(c.about)
+        if c.kind == "add-remove" and note is not None:
+            decisions.conflicts[i] = Conflict(c.kind, c.about, c.proposals, f"{c.settled}; {note}")
 
 
 # crdt ---------------------------------------------------------------------------------------
@@ -258,6 +411,8 @@ def crdt(ballot: Ballot) -> Decisions:
             decisions.side[line] = 1 if adds else -1
             continue
         _or_set(decisions, ballot.ancestors, line, adds, removes, remove_wins)
+    drop_rejected(ballot, decisions, abstain_zero=False)
+    _add_notes(decisions)
     return decisions
 
 

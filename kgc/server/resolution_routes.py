@@ -3,10 +3,12 @@
 ``POST /proposals`` (role write) takes a JSON proposal (docs/resolution.md): ``agent``, ``delta``
 (kgc's JSON delta), ``confidence``, optional ``priority``, ``depends_on``, ``conflicts_with``, and
 two round fields: ``topic`` (default ``"default"``) and ``expected`` (how many proposals close the
-round, when this proposal opens it). It answers 202 with the round's record and the proposal's
-digest; ``Location`` names the round. A proposal that fills its round is resolved and applied
-before the answer, through the write queue like ``POST /transactions``. A bad proposal is refused
-with 400 naming the field; nothing changes.
+round, when this proposal opens it). It answers 202 with the round's record, the proposal's
+digest and ``duplicate`` (the round held it already); ``Location`` names the round. The API key's
+principal is recorded with the proposal (``submitted_by``). A proposal that fills its round is
+resolved and applied before the answer, through the write queue like ``POST /transactions``. A bad
+proposal is refused with 400 naming the field, a literal over ``max_literal_bytes`` with 413, a
+full round with 413 and one round too many with 429 (naming the limit); nothing changes.
 
 ``GET /resolutions/{round_id}`` (role read): the round's record, with each proposal's accepted,
 superseded and rejected quads and the receipt once applied.
@@ -23,19 +25,27 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from kgc.errors import ProposalError, ResolutionDisabled, RoundMismatch, UnknownRound
+from kgc.errors import (
+    ProposalError,
+    ResolutionDisabled,
+    ResolutionLimitExceeded,
+    RoundMismatch,
+    UnknownRound,
+)
 from kgc.resolution import Proposal, ResolutionRecord, Resolver
 from kgc.resolution.resolver import check_round_fields
 from kgc.server.errors import HTTPError
 from kgc.server.state import AppState, decode, read_body
+from kgc.server.transactions import check_literals
 
 _ROUND_FIELDS = ("topic", "expected")
 _create_lock = threading.Lock()
+_LIMIT_STATUS = {"resolution_max_open_rounds": 429, "resolution_max_proposals": 413}
 
 
 async def post_proposal(request: Request) -> Response:
     state: AppState = request.app.state.kgc
-    state.authorize(request, "write")
+    principal = state.authorize(request, "write")
     resolver = _resolver(request, state)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
@@ -45,15 +55,18 @@ async def post_proposal(request: Request) -> Response:
     expected = data.pop("expected", None)
     check_round_fields(topic, expected)
     proposal = Proposal.from_json(data, literal_policy=state.engine.settings.literal_policy)
+    check_literals(proposal.delta, state.settings.max_literal_bytes)
 
-    def work() -> ResolutionRecord:
-        return resolver.submit(proposal, topic=topic, expected=expected)
+    def work() -> tuple[ResolutionRecord, bool]:
+        return resolver.offer(proposal, topic=topic, expected=expected, submitted_by=principal.name)
 
     try:
-        record = await state.queue.submit(work)
+        record, duplicate = await state.queue.submit(work)
     except RoundMismatch as exc:
         raise HTTPError(409, str(exc)) from exc
-    body = {"proposal": proposal.digest, "round": record.to_json()}
+    except ResolutionLimitExceeded as exc:
+        raise HTTPError(_LIMIT_STATUS.get(exc.limit, 429), str(exc)) from exc
+    body = {"proposal": proposal.digest, "duplicate": duplicate, "round": record.to_json()}
     location = {"Location": f"/resolutions/{record.id}"}
     return JSONResponse(body, status_code=202, headers=location)
 
@@ -93,6 +106,10 @@ def _json_object(text: str) -> dict[str, Any]:
         raise HTTPError(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from exc
     except RecursionError:
         raise HTTPError(400, "the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's digit limit for int() (4300 digits)
+        raise HTTPError(
+            400, f"the body's JSON holds a number too long to read: {str(exc)[:120]}"
+        ) from exc
     if not isinstance(data, dict):
         raise ProposalError("proposal", f"expected a JSON object, got {type(data).__name__}")
     return data

@@ -26,6 +26,8 @@ def proposal_sets(draw: st.DrawFn) -> list[Proposal]:
         cut = draw(st.integers(0, len(chosen)))
         earlier = st.sampled_from(made) if made else st.nothing()
         refs = 2 if made else 0
+        depends_on = draw(st.lists(earlier, max_size=refs))
+        conflicts_with = draw(st.lists(earlier, max_size=refs // 2))
         made.append(
             propose(
                 draw(st.sampled_from(["bms", "survey", "model", "operator"])),
@@ -33,8 +35,8 @@ def proposal_sets(draw: st.DrawFn) -> list[Proposal]:
                 remove=chosen[cut:],
                 confidence=draw(CONFIDENCE),
                 priority=draw(st.integers(-2, 3)),
-                depends_on=draw(st.lists(earlier, max_size=refs)),
-                conflicts_with=draw(st.lists(earlier, max_size=refs // 2)),
+                depends_on=depends_on,
+                conflicts_with=[p for p in conflicts_with if p not in depends_on],
             )
         )
     return made
@@ -102,3 +104,43 @@ def test_every_addressed_quad_is_accounted_for(proposals: list[Proposal], strate
             assert line in resolved["additions" if side > 0 else "removals"]
         assert report.status == "rejected" or report.accepted or report.superseded
     assert not set(outcome.additions) & set(outcome.removals)
+
+
+@settings(max_examples=300, deadline=None)
+@given(proposal_sets(), STRATEGY, st.sampled_from([0.5, 0.6, 1.0]))
+def test_no_proposal_is_excluded_for_a_dependency_that_was_not_rejected(
+    proposals: list[Proposal], strategy: str, threshold: float
+) -> None:
+    outcome = resolve(proposals, strategy=strategy, threshold=threshold, functional=FUNCTIONAL)
+    status = {r.digest: r.status for r in outcome.proposals}
+    resolved = outcome.delta_json()
+    standing = [r for r in outcome.proposals if r.status != "rejected"]
+
+    for report in outcome.proposals:
+        cited = (report.excluded or "").removeprefix("depends on ")[:12]
+        if report.excluded and report.excluded.endswith("which was rejected"):
+            assert [status[d] for d in status if d.startswith(cited)] == ["rejected"]
+        if report.status == "rejected":
+            assert not report.accepted and not report.superseded
+        if report.status == "rejected" and report.excluded is None:
+            for rejection in report.rejected:  # decided its way later only by others, and said
+                side = "additions" if rejection.side > 0 else "removals"
+                later = rejection.reason.endswith("then decided this way by other proposals")
+                assert (rejection.line in resolved[side]) == later
+    for side, sign in (("additions", 1), ("removals", -1)):
+        for line in resolved[side]:
+            assert any((line, sign) in r.accepted for r in standing), line
+
+
+@settings(max_examples=200, deadline=None)
+@given(proposal_sets(), STRATEGY)
+def test_no_proposal_is_excluded_for_conflicting_with_one_that_commits_nothing(
+    proposals: list[Proposal], strategy: str
+) -> None:
+    outcome = resolve(proposals, strategy=strategy, functional=FUNCTIONAL)
+    status = {r.digest: r.status for r in outcome.proposals}
+
+    for conflict in outcome.conflicts:
+        if conflict.kind == "declared":
+            (kept,) = [d for d in conflict.proposals if d != conflict.about]
+            assert status[kept] != "rejected" or strategy == "consensus"

@@ -115,6 +115,65 @@ def test_a_round_mismatch_is_409(enabled: TestClient) -> None:
     assert second.status_code == 409 and "expects 3 proposals" in second.json()["error"]
 
 
+def test_a_literal_over_max_literal_bytes_is_413_like_transactions() -> None:
+    big = f'<urn:ex:big> <urn:ex:p> "{"x" * 3_000_000}" .'
+    with (
+        KnowledgeEngine(enable_resolution=True) as engine,
+        make_client(engine, max_body_bytes=8_000_000) as client,
+    ):
+        posted = client.post(
+            "/proposals",
+            json=body("a", expected=1, delta={"additions": [big]}),
+            headers=auth(WRITE_KEY),
+        )
+        sent = client.post("/transactions", json={"additions": [big]}, headers=auth(WRITE_KEY))
+
+    assert (posted.status_code, sent.status_code) == (413, 413)
+    assert "additions[0]: a literal of 3,000,000 bytes" in posted.json()["error"]
+    assert "(max_literal_bytes)" in posted.json()["error"]
+
+
+def test_a_huge_integer_in_the_body_is_400_not_500(enabled: TestClient) -> None:
+    text = '{"agent": "a", "confidence": 1, "priority": ' + "9" * 5000 + ', "delta": {}}'
+    posted = enabled.post(
+        "/proposals", content=text, headers={**auth(WRITE_KEY), "Content-Type": "application/json"}
+    )
+
+    assert posted.status_code == 400
+    assert "number too long to read" in posted.json()["error"]
+
+
+def test_a_duplicate_is_reported_and_the_principal_recorded(enabled: TestClient) -> None:
+    first = enabled.post("/proposals", json=body("bms", topic="d"), headers=auth(WRITE_KEY))
+    again = enabled.post("/proposals", json=body("bms", topic="d"), headers=auth(WRITE_KEY))
+
+    assert (first.json()["duplicate"], again.json()["duplicate"]) == (False, True)
+    (held,) = again.json()["round"]["proposals"]
+    assert held["submitted_by"] == [f"key-{_key_name(WRITE_KEY)}"]
+
+
+def _key_name(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def test_the_limits_on_open_rounds_and_proposals_answer_429_and_413() -> None:
+    with (
+        KnowledgeEngine(
+            enable_resolution=True, resolution_max_open_rounds=1, resolution_max_proposals=1
+        ) as engine,
+        make_client(engine) as client,
+    ):
+        first = client.post("/proposals", json=body("a", topic="x"), headers=auth(WRITE_KEY))
+        other = client.post("/proposals", json=body("a", topic="y"), headers=auth(WRITE_KEY))
+        full = client.post("/proposals", json=body("b", topic="x"), headers=auth(WRITE_KEY))
+
+    assert (first.status_code, other.status_code, full.status_code) == (202, 429, 413)
+    assert "resolution_max_open_rounds" in other.json()["error"]
+    assert "resolution_max_proposals" in full.json()["error"]
+
+
 # A real kgc serve ------------------------------------------------------------------------------
 
 
@@ -240,3 +299,24 @@ def test_shutting_the_server_down_cancels_open_rounds_timers() -> None:
 
     record = resolver.record(answer.json()["round"]["id"])
     assert record.status == "open"  # not "failed" on a closed store
+
+
+def test_the_openapi_proposal_schema_takes_digest_and_states_the_bounds() -> None:
+    import json
+    from importlib.resources import files
+
+    from kgc.resolution.proposal import MAX_PRIORITY, MAX_REFERENCES
+
+    spec = json.loads(files("kgc.server").joinpath("openapi.json").read_text("utf-8"))
+    schemas = spec["components"]["schemas"]
+    fields = schemas["Proposal"]["properties"]
+
+    assert "digest" in fields
+    assert (fields["priority"]["minimum"], fields["priority"]["maximum"]) == (
+        -MAX_PRIORITY,
+        MAX_PRIORITY,
+    )
+    assert (
+        fields["depends_on"]["maxItems"] == fields["conflicts_with"]["maxItems"] == MAX_REFERENCES
+    )
+    assert "duplicate" in schemas["Submitted"]["required"]
