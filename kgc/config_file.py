@@ -71,6 +71,8 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "consensusThreshold": "consensus_threshold",
         "timeoutMs": "resolution_timeout_ms",
         "crdtBias": "resolution_crdt_bias",
+        "maxOpenRounds": "resolution_max_open_rounds",
+        "maxProposals": "resolution_max_proposals",
     },
 }
 

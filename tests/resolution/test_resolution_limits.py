@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from proposals import propose, quad
@@ -163,3 +164,13 @@ def test_a_timer_thread_count_stays_flat_after_rounds_close(engine: KnowledgeEng
 
     assert resolver._deadlines.pending == 0
     resolver.shutdown()
+
+
+def test_the_round_limits_can_be_set_in_the_configuration_file(tmp_path: Path) -> None:
+    from kgc.config import load_settings
+
+    path = tmp_path / "kgc.toml"
+    path.write_text("[resolution]\nmaxOpenRounds = 7\nmaxProposals = 9\n")
+    settings = load_settings(config_file=path)
+
+    assert (settings.resolution_max_open_rounds, settings.resolution_max_proposals) == (7, 9)
