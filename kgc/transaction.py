@@ -80,7 +80,26 @@ HISTORY_SIZE = 1024
 # and this many sandboxed effect runs for one change and everything it causes (fan-out).
 MAX_EFFECT_GENERATIONS = 8
 MAX_EFFECT_RUNS = 64
-_effect_runs: ContextVar[list[int] | None] = ContextVar("kgc_effect_runs", default=None)
+# ... and this much wall time, all their sandboxed runs together (the writer waits for them).
+EFFECT_BUDGET_S = 60.0
+_effect_runs: ContextVar[_Budget | None] = ContextVar("kgc_effect_runs", default=None)
+
+
+@dataclass
+class _Budget:
+    """What one change and everything its effects cause may still spend on sandboxed runs."""
+
+    runs: int = MAX_EFFECT_RUNS
+    deadline: float = field(default_factory=lambda: time.monotonic() + EFFECT_BUDGET_S)
+
+    def refusal(self) -> str | None:
+        if self.runs <= 0:
+            return f"the change that caused it has used its {MAX_EFFECT_RUNS} sandboxed effect runs"
+        if time.monotonic() >= self.deadline:
+            return f"the change that caused it has used its {EFFECT_BUDGET_S:.0f} s for effects"
+        return None
+
+
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 T = TypeVar("T")
 
@@ -489,9 +508,9 @@ class TransactionManager:
         as a transaction of its own; then the journal's record of it all. One change and every
         change its effects cause share one budget of sandboxed runs (``MAX_EFFECT_RUNS``)."""
         budget = _effect_runs.get()
-        token = _effect_runs.set([MAX_EFFECT_RUNS]) if budget is None else None
+        token = _effect_runs.set(_Budget()) if budget is None else None
         try:
-            effects = self._effects(tx, receipt, _effect_runs.get() or [0])
+            effects = self._effects(tx, receipt, _effect_runs.get() or _Budget(runs=0))
         finally:
             if token is not None:
                 _effect_runs.reset(token)
@@ -503,7 +522,7 @@ class TransactionManager:
                 logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
         return replace(receipt, effects=tuple(effects))
 
-    def _effects(self, tx: _Tx, receipt: Receipt, left: list[int]) -> list[HookVerdict]:
+    def _effects(self, tx: _Tx, receipt: Receipt, budget: _Budget) -> list[HookVerdict]:
         lines = tx.delta_lines()
         effects: list[HookVerdict] = []
         proposed: list[tuple[int, Delta]] = []
@@ -511,14 +530,12 @@ class TransactionManager:
             box: list[Delta] = []
 
             def sandboxed(o: Outcome, box: list[Delta] = box) -> HookVerdict:
-                if left[0] <= 0:
-                    reason = (
-                        f"not run: the change that caused it has used its {MAX_EFFECT_RUNS} "
-                        "sandboxed effect runs"
-                    )
-                    return not_run(o.hook, "cascade", reason)
-                left[0] -= 1
-                verdict, delta = self.effects.run(o, receipt, lines)
+                refusal = budget.refusal()
+                if refusal is not None:
+                    return not_run(o.hook, "cascade", f"not run: {refusal}")
+                budget.runs -= 1
+                left_ms = (budget.deadline - time.monotonic()) * 1000.0
+                verdict, delta = self.effects.run(o, receipt, lines, within_ms=left_ms)
                 box.extend([delta] if delta is not None else [])
                 return verdict
 
@@ -534,7 +551,9 @@ class TransactionManager:
     def _propose(self, verdict: EffectVerdict, delta: Delta, receipt: Receipt) -> EffectVerdict:
         """Apply an effect's proposed delta as a transaction citing the hook and the receipt."""
         cause = (receipt.provenance or {}).get("caused_by", {})
-        generation = (cause.get("generation", 0) if isinstance(cause, dict) else 0) + 1
+        previous = cause.get("generation", 0) if isinstance(cause, dict) else 0
+        # A caller's own provenance may say anything: only an effect's count is an int here.
+        generation = (previous if type(previous) is int and previous >= 0 else 0) + 1
         if generation > MAX_EFFECT_GENERATIONS:
             reason = (
                 f"proposal not applied: it would be generation {generation} of changes caused "

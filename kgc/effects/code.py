@@ -19,6 +19,9 @@ from pathlib import Path
 from kgc.errors import HookDefinitionError
 
 PYTHON_MEDIA_TYPE = "text/x-python"
+# Effect source is compiled in the kgc process (to check it, and once more to send the worker a
+# code object): a bound on its size bounds that work (3 MiB of list literal took 1.3 GiB).
+MAX_SOURCE_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class SandboxedEffect:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
             raise HookDefinitionError("effect: 'source' must be non-empty Python source text")
+        size = len(self.source.encode("utf-8", "surrogatepass"))
+        if size > MAX_SOURCE_BYTES:
+            raise HookDefinitionError(
+                f"effect {self.name or '<source>'}: {size} bytes of source; the limit is "
+                f"{MAX_SOURCE_BYTES}"
+            )
         if not self.entry.isidentifier():
             raise HookDefinitionError(f"effect: 'entry' must be a name, got {self.entry!r}")
         if self.timeout_ms is not None and not self.timeout_ms > 0:

@@ -52,6 +52,7 @@ _READY_TIMEOUT_S = 5.0
 _EXIT_WAIT_S = 2.0
 _EXITS_KEPT = 1024
 MAX_VALUE_DEPTH = 32
+MAX_LOG_LINES = 1000
 MAX_MESSAGE_CHARS = 4000
 Status = Literal["ok", "error", "timeout", "memory", "cpu", "output", "protocol", "crashed"]
 
@@ -161,7 +162,7 @@ def _recv_frame(sock: socket.socket, limit: int, deadline: _Deadline) -> Any:
         raise OverflowError(f"result frame of {size} bytes; the limit is {limit}")
     data = _recv_exact(sock, size, deadline)
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_no_constant)
     except RecursionError:
         raise ValueError("the frame nests too deeply to decode") from None
     check_value(value)
@@ -178,12 +179,18 @@ def check_value(value: Any) -> None:
             raise ValueError(f"the result nests deeper than {MAX_VALUE_DEPTH} levels")
         if isinstance(item, str):
             _unicode(item)
+        elif isinstance(item, float) and not math.isfinite(item):  # 1e400 decodes as inf
+            raise ValueError("the result holds a number JSON cannot carry (not finite)")
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
         elif isinstance(item, dict):
             for key, child in item.items():
                 _unicode(key)
                 stack.append((child, depth + 1))
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"the result holds {name}, which is not JSON")
 
 
 def _unicode(text: str) -> None:
@@ -590,8 +597,9 @@ def compiled(source: str, filename: str) -> str | None:
 
 
 def _bounded_logs(lines: list[str], limit: int) -> list[str]:
+    """At most ``limit`` characters and ``MAX_LOG_LINES`` lines (empty lines cost nothing else)."""
     kept, size = [], 0
-    for line in lines:
+    for line in lines[:MAX_LOG_LINES]:
         size += len(line)
         if size > limit:
             break

@@ -39,6 +39,8 @@ MAX_EVENTS = 100
 # The event carries the first quads of each side of the delta (and the totals): a transaction of
 # any size fits the sandbox's call limit, as the condition's bindings are cut at 100 rows.
 EVENT_QUADS_KEPT = 1000
+EVENT_SIDE_BYTES = 1024 * 1024  # per side of the delta, and for the bindings
+MAX_EVENTS_BYTES = 64 * 1024  # all of one effect's events together, as JSON
 MAX_EVENT_BYTES = 16 * 1024
 PROPOSAL_KEYS = frozenset({"add", "remove", "events"})
 _VERDICTS = {"timeout": "timeout"}
@@ -83,9 +85,15 @@ class EffectRunner:
         return self.pool.status()
 
     def run(
-        self, outcome: Outcome, receipt: Receipt, lines: tuple[Sequence[str], Sequence[str]]
+        self,
+        outcome: Outcome,
+        receipt: Receipt,
+        lines: tuple[Sequence[str], Sequence[str]],
+        *,
+        within_ms: float | None = None,
     ) -> tuple[EffectVerdict, Delta | None]:
-        """Run ``outcome.hook``'s effect on the event; never raises for the effect's faults."""
+        """Run ``outcome.hook``'s effect on the event; never raises for the effect's faults.
+        ``within_ms`` lowers its wall-time limit (what is left of its change's budget)."""
         hook = outcome.hook
         effect = hook.effect
         assert effect is not None
@@ -95,8 +103,10 @@ class EffectRunner:
         event = _event(hook, effect, outcome, receipt, lines)
         try:
             self.start()
+            limits = [t for t in (effect.timeout_ms, within_ms) if t is not None]
+            timeout_ms = min(limits) if limits else None
             result = self.pool.call(
-                hook.name, effect.source, event, entry=effect.entry, timeout_ms=effect.timeout_ms
+                hook.name, effect.source, event, entry=effect.entry, timeout_ms=timeout_ms
             )
             return _judge(hook, effect, result)
         except SandboxUnavailable as exc:
@@ -128,8 +138,8 @@ def _event(
             "provenance": receipt.provenance,
         },
         "delta": {
-            "additions": list(lines[0][:EVENT_QUADS_KEPT]),
-            "removals": list(lines[1][:EVENT_QUADS_KEPT]),
+            "additions": _first(lines[0], EVENT_QUADS_KEPT, EVENT_SIDE_BYTES),
+            "removals": _first(lines[1], EVENT_QUADS_KEPT, EVENT_SIDE_BYTES),
             "additions_total": len(lines[0]),
             "removals_total": len(lines[1]),
         },
@@ -137,9 +147,31 @@ def _event(
             "fired": bool(result and result.fired),
             "detail": result.detail if result else "",
             "rows": result.rows if result else 0,
-            "bindings": [dict(row) for row in result.bindings] if result else [],
+            "bindings": _rows(result.bindings) if result else [],
         },
     }
+
+
+def _first(lines: Sequence[str], count: int, budget: int) -> list[str]:
+    """The first ``count`` lines that fit in ``budget`` characters (a huge literal is left out:
+    the totals say how many there were)."""
+    kept: list[str] = []
+    for line in lines[:count]:
+        budget -= len(line)
+        if budget < 0:
+            break
+        kept.append(line)
+    return kept
+
+
+def _rows(bindings: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    kept, budget = [], EVENT_SIDE_BYTES
+    for row in bindings:
+        budget -= sum(len(k) + len(v) for k, v in row.items())
+        if budget < 0:
+            break
+        kept.append(dict(row))
+    return kept
 
 
 def _judge(
@@ -194,10 +226,16 @@ def _events(value: Any) -> tuple[Any, ...]:
         raise InputError(
             f"the effect's proposal has {len(value)} events; the limit is {MAX_EVENTS}"
         )
+    total = 0
     for i, event in enumerate(value):
         size = len(json.dumps(event, ensure_ascii=False))
         if size > MAX_EVENT_BYTES:
             raise InputError(f"event {i} is {size} bytes of JSON; the limit is {MAX_EVENT_BYTES}")
+        total += size
+    if total > MAX_EVENTS_BYTES:
+        raise InputError(
+            f"the events are {total} bytes of JSON together; the limit is {MAX_EVENTS_BYTES}"
+        )
     return tuple(value)
 
 

@@ -17,7 +17,8 @@ class EffectVerdict(HookVerdict):
     ``trust``: ``trusted`` (an in-process callable) or ``sandboxed`` (confined effect code).
     ``error_kind`` types a failure: ``failed``, ``timeout``, ``memory``, ``cpu``, ``output``,
     ``protocol``, ``crashed``, ``sandbox_unavailable``, ``sandbox_disabled``, ``proposal``
-    (the proposed delta was refused) or ``cascade`` (too many effect generations).
+    (the proposed delta was refused), ``cascade`` (too many generations, or the change's budget
+    of runs or time is spent) or ``internal`` (kgc failed handling it; the commit stands).
     ``layers``: the confinement the worker reported before the effect's code ran.
     ``proposal``: the receipt id of the transaction the effect's proposed delta became, and
     ``proposal_status`` that transaction's status.

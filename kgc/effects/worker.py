@@ -71,6 +71,7 @@ PRELOADED = [
 ]
 CHANNEL_FD = 3
 HEADER = struct.Struct(">I")
+MAX_LOG_LINES = 1000
 # The harness's own references: an effect that replaces json.dumps breaks only its own values.
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 _decode = json.JSONDecoder().decode
@@ -127,7 +128,7 @@ class BoundedLog:
         return len(text)
 
     def _keep(self, line: str) -> None:
-        if self.size + len(line) > self.limit:
+        if self.size + len(line) > self.limit or len(self.lines) >= MAX_LOG_LINES:
             self.dropped += 1
             return
         self.size += len(line)
@@ -199,6 +200,10 @@ def worker(fd: int, config: dict[str, Any], devnull: int) -> int:
     # Where the host keeps its interpreter is none of an effect's business either (module
     # __file__ attributes still show it; see docs/effects.md).
     sys.path, sys.argv, sys.executable, sys.orig_argv = [], [""], "", []
+    sys.prefix = sys.base_prefix = sys.exec_prefix = sys.base_exec_prefix = ""
+    sys._base_executable = ""  # type: ignore[attr-defined]
+    for module in (sys.modules["__main__"], confine):
+        module.__file__ = None
     write_frame(CHANNEL_FD, {"ready": True, "layers": layers})
     call = read_frame(CHANNEL_FD, int(config["call_limit"]))
     result = run_call(call)

@@ -8,6 +8,7 @@ the x32 ABI got EPERM instead of a kill; effects could read the host's name.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -177,7 +178,77 @@ def test_an_effect_cannot_read_the_hosts_name_or_interpreter_path() -> None:
 
 def test_effect_source_nested_too_deeply_is_refused_at_load() -> None:
     with pytest.raises(HookDefinitionError, match="cannot be compiled"):
-        SandboxedEffect("x = " + "-" * 300_000 + "1", name="deep.py")
+        SandboxedEffect("x = " + "-" * 200_000 + "1", name="deep.py")
+
+
+def test_effect_source_over_the_size_limit_is_refused_before_compiling() -> None:
+    # 3 MiB of list literal took 4.7 s and 1.3 GiB to compile in the kgc process.
+    with pytest.raises(HookDefinitionError, match="bytes of source; the limit is 262144"):
+        SandboxedEffect("x = [" + "1," * 2_000_000 + "]\ndef run(e): pass\n", name="big.py")
+
+
+FORGE_NAN = """
+import os, struct
+def run(e):
+    body = b'{"ok": true, "value": {"events": [{"x": NaN, "y": 1e400}]}, "logs": []}'
+    os.write(3, struct.pack(">I", len(body)) + body)
+    os._exit(0)
+"""
+
+
+def test_a_forged_nan_or_infinity_is_a_protocol_error(engine: KnowledgeEngine) -> None:
+    engine.hooks.register(_post("nan", FORGE_NAN))
+
+    receipt = engine.apply(Delta.from_text(ADD))
+
+    assert receipt.effects[0].error_kind == "protocol"  # type: ignore[attr-defined]
+    assert "NaN" in receipt.effects[0].reason
+    json.loads(receipt.to_json(), parse_constant=lambda name: pytest.fail(f"{name} in receipt"))
+
+
+def test_events_and_log_lines_cannot_swell_a_receipt(engine: KnowledgeEngine) -> None:
+    pad = "def run(e):\n    return {'events': [{'pad': 'x' * 10000} for _ in range(95)]}\n"
+    blank = "def run(e):\n    for _ in range(200000):\n        print()\n"
+    engine.hooks.register(_post("pad", pad))
+    engine.hooks.register(_post("blank", blank))
+
+    receipt = engine.apply(Delta.from_text(ADD))
+
+    verdicts = {v.hook: v for v in receipt.effects}
+    assert verdicts["pad"].error_kind == "proposal"  # type: ignore[attr-defined]
+    assert "the limit is 65536" in verdicts["pad"].reason
+    assert len(verdicts["blank"].logs) == 1000  # type: ignore[attr-defined]
+    assert len(receipt.to_json()) < 100_000
+
+
+def test_a_caller_provenance_with_a_strange_generation_does_not_break_apply(
+    engine: KnowledgeEngine,
+) -> None:
+    grow = "def run(e):\n    return {'add': ['<urn:ex:x> <urn:ex:p> <urn:ex:y> .']}\n"
+    engine.hooks.register(_post("grow", grow))
+
+    receipt = engine.apply(Delta.from_text(ADD), provenance={"caused_by": {"generation": "7"}})
+
+    assert receipt.effects[0].proposal_status == "committed"  # type: ignore[attr-defined]
+
+
+def test_one_change_and_its_consequences_share_a_time_budget(
+    engine: KnowledgeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kgc.transaction
+
+    monkeypatch.setattr(kgc.transaction, "EFFECT_BUDGET_S", 1.0)
+    slow = (
+        "import random, time\ndef run(e):\n    time.sleep(0.3)\n"
+        "    return {'add': [f'<urn:ex:n{random.random()}> <urn:ex:p> <urn:ex:o> .']}\n"
+    )
+    engine.hooks.register(_post("slow", slow))
+
+    t = time.perf_counter()
+    engine.apply(Delta.from_text(ADD))
+    elapsed = time.perf_counter() - t
+
+    assert elapsed < 1.6  # one second of effects, then the rest is not run
 
 
 def test_a_large_transaction_still_reaches_its_effect_with_the_delta_cut(
