@@ -36,16 +36,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyoxigraph as ox
 
+from kgc.effects.cascade import run_effects
 from kgc.effects.pool import SandboxConfig
-from kgc.effects.runner import EffectRunner, not_run
-from kgc.effects.verdict import EffectVerdict
+from kgc.effects.runner import EffectRunner
 from kgc.errors import (
     InputError,
     KGCError,
@@ -59,7 +59,7 @@ from kgc.hooks.conditions import ConditionResult, EvalContext, HistoryEntry
 from kgc.hooks.manager import HookManager, HookSnapshot
 from kgc.hooks.model import Hook, HookVerdict
 from kgc.hooks.planner import Planner, Selection
-from kgc.hooks.runner import Evaluate, Outcome, finish, judge, plain_evaluate
+from kgc.hooks.runner import Evaluate, Outcome, judge, plain_evaluate
 from kgc.hooks.views import Views
 from kgc.locks import ReadWriteLock
 from kgc.rdf.delta import Delta
@@ -76,30 +76,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _EMPTY_STATE = StateDigest().hexdigest()
 HISTORY_SIZE = 1024
-# Effects may propose changes whose effects propose changes: this many generations, no more,
-# and this many sandboxed effect runs for one change and everything it causes (fan-out).
-MAX_EFFECT_GENERATIONS = 8
-MAX_EFFECT_RUNS = 64
-# ... and this much wall time, all their sandboxed runs together (the writer waits for them).
-EFFECT_BUDGET_S = 60.0
-_effect_runs: ContextVar[_Budget | None] = ContextVar("kgc_effect_runs", default=None)
-
-
-@dataclass
-class _Budget:
-    """What one change and everything its effects cause may still spend on sandboxed runs."""
-
-    runs: int = MAX_EFFECT_RUNS
-    deadline: float = field(default_factory=lambda: time.monotonic() + EFFECT_BUDGET_S)
-
-    def refusal(self) -> str | None:
-        if self.runs <= 0:
-            return f"the change that caused it has used its {MAX_EFFECT_RUNS} sandboxed effect runs"
-        if time.monotonic() >= self.deadline:
-            return f"the change that caused it has used its {EFFECT_BUDGET_S:.0f} s for effects"
-        return None
-
-
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
 T = TypeVar("T")
 
@@ -257,6 +233,10 @@ class TransactionManager:
             except SyntaxError as exc:
                 raise QuerySyntaxError(f"SPARQL query does not parse: {exc.msg}") from exc
             return consume(result)
+
+    def lend(self, ident: int) -> AbstractContextManager[None]:
+        """Let thread ``ident`` read while the writer waits on it (a hook's watchdog thread)."""
+        return self._lock.lend(ident)
 
     # Writing --------------------------------------------------------------------------------
 
@@ -506,14 +486,8 @@ class TransactionManager:
     def _run_post(self, tx: _Tx, receipt: Receipt) -> Receipt:
         """Effects of fired post-commit hooks, outside the lock; then what they proposed, each
         as a transaction of its own; then the journal's record of it all. One change and every
-        change its effects cause share one budget of sandboxed runs (``MAX_EFFECT_RUNS``)."""
-        budget = _effect_runs.get()
-        token = _effect_runs.set(_Budget()) if budget is None else None
-        try:
-            effects = self._effects(tx, receipt, _effect_runs.get() or _Budget(runs=0))
-        finally:
-            if token is not None:
-                _effect_runs.reset(token)
+        change its effects cause share one budget (``kgc.effects.cascade``)."""
+        effects = run_effects(self, tx.fired_post, receipt, tx.delta_lines())
         if self.journal is not None and receipt.seq is not None:
             try:
                 self.journal.after(receipt.seq, [asdict(v) for v in effects])
@@ -521,61 +495,6 @@ class TransactionManager:
                 # The transaction is committed and sealed; its effects are in the receipt.
                 logger.error("Journal could not record effects of receipt %s: %s", receipt.seq, exc)
         return replace(receipt, effects=tuple(effects))
-
-    def _effects(self, tx: _Tx, receipt: Receipt, budget: _Budget) -> list[HookVerdict]:
-        lines = tx.delta_lines()
-        effects: list[HookVerdict] = []
-        proposed: list[tuple[int, Delta]] = []
-        for outcome in tx.fired_post:
-            box: list[Delta] = []
-
-            def sandboxed(o: Outcome, box: list[Delta] = box) -> HookVerdict:
-                refusal = budget.refusal()
-                if refusal is not None:
-                    return not_run(o.hook, "cascade", f"not run: {refusal}")
-                budget.runs -= 1
-                left_ms = (budget.deadline - time.monotonic()) * 1000.0
-                verdict, delta = self.effects.run(o, receipt, lines, within_ms=left_ms)
-                box.extend([delta] if delta is not None else [])
-                return verdict
-
-            verdict = finish(outcome, self._lock.lend, sandboxed).verdict
-            if not isinstance(verdict, EffectVerdict):
-                verdict = EffectVerdict.trusted(verdict)
-            proposed.extend((len(effects), delta) for delta in box)
-            effects.append(verdict)
-        for index, delta in proposed:
-            effects[index] = self._propose(effects[index], delta, receipt)  # type: ignore[arg-type]
-        return effects
-
-    def _propose(self, verdict: EffectVerdict, delta: Delta, receipt: Receipt) -> EffectVerdict:
-        """Apply an effect's proposed delta as a transaction citing the hook and the receipt."""
-        cause = (receipt.provenance or {}).get("caused_by", {})
-        previous = cause.get("generation", 0) if isinstance(cause, dict) else 0
-        # A caller's own provenance may say anything: only an effect's count is an int here.
-        generation = (previous if type(previous) is int and previous >= 0 else 0) + 1
-        if generation > MAX_EFFECT_GENERATIONS:
-            reason = (
-                f"proposal not applied: it would be generation {generation} of changes caused "
-                f"by effects; the limit is {MAX_EFFECT_GENERATIONS}"
-            )
-            logger.warning("Hook execution failed: %s: %s", verdict.hook, reason)
-            return replace(verdict, verdict="error", error_kind="cascade", reason=reason)
-        provenance = {
-            "caused_by": {
-                "hook": verdict.hook,
-                "receipt": receipt.id,
-                "seq": receipt.seq,
-                "effect_sha256": verdict.effect_sha256,
-                "generation": generation,
-            }
-        }
-        try:
-            caused = self.apply(delta, actor=f"effect:{verdict.hook}", provenance=provenance)
-        except Exception as exc:  # the triggering change is committed: record, never raise
-            reason = f"proposal not applied: {exc}"
-            return replace(verdict, verdict="error", error_kind="proposal", reason=reason)
-        return replace(verdict, proposal=caused.id, proposal_status=caused.status)
 
     def _receipt(self, tx: _Tx) -> Receipt:
         committed = tx.status == "committed"

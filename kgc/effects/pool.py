@@ -20,18 +20,14 @@ on: those come from this process and from the ``ready`` frame sent before any ef
 from __future__ import annotations
 
 import array
-import base64
 import contextlib
-import functools
 import json
 import logging
-import marshal
 import math
 import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -41,19 +37,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kgc.effects.frames import (
+    MAX_MESSAGE_CHARS,
+    READY_TIMEOUT_S,
+    Deadline,
+    Expired,
+    bounded_logs,
+    compiled,
+    recv_frame,
+    send_frame,
+)
 from kgc.errors import SandboxUnavailable
 
 logger = logging.getLogger(__name__)
 WORKER = Path(__file__).with_name("worker.py")
-HEADER = struct.Struct(">I")
 _FDS = socket.CMSG_SPACE(2 * array.array("i").itemsize)
 _START_TIMEOUT_S = 10.0
-_READY_TIMEOUT_S = 5.0
 _EXIT_WAIT_S = 2.0
 _EXITS_KEPT = 1024
-MAX_VALUE_DEPTH = 32
-MAX_LOG_LINES = 1000
-MAX_MESSAGE_CHARS = 4000
 Status = Literal["ok", "error", "timeout", "memory", "cpu", "output", "protocol", "crashed"]
 
 
@@ -121,91 +122,8 @@ class _Worker:
         os.close(self.pidfd)
 
 
-class _Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-
-class _Expired(Exception):
-    pass
-
-
 class _WorkerLost(Exception):
     pass
-
-
-def _recv_exact(sock: socket.socket, n: int, deadline: _Deadline) -> bytes:
-    chunks, left = [], n
-    while left:
-        timeout = deadline.left()
-        if timeout <= 0:
-            raise _Expired
-        sock.settimeout(timeout)
-        try:
-            chunk = sock.recv(min(left, 1 << 20))
-        except TimeoutError:
-            raise _Expired from None
-        if not chunk:
-            raise EOFError(f"stream ended with {left} of {n} bytes unread")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_frame(sock: socket.socket, limit: int, deadline: _Deadline) -> Any:
-    """One frame, decoded and checked: ``ValueError`` names what makes it unacceptable."""
-    (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
-    if size > limit:
-        raise OverflowError(f"result frame of {size} bytes; the limit is {limit}")
-    data = _recv_exact(sock, size, deadline)
-    try:
-        value = json.loads(data, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("the frame nests too deeply to decode") from None
-    check_value(value)
-    return value
-
-
-def check_value(value: Any) -> None:
-    """Refuse JSON nested deeper than ``MAX_VALUE_DEPTH`` or holding text that is not Unicode
-    (a lone surrogate): either would fail later, in the receipt, the journal or a client."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_VALUE_DEPTH:
-            raise ValueError(f"the result nests deeper than {MAX_VALUE_DEPTH} levels")
-        if isinstance(item, str):
-            _unicode(item)
-        elif isinstance(item, float) and not math.isfinite(item):  # 1e400 decodes as inf
-            raise ValueError("the result holds a number JSON cannot carry (not finite)")
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                _unicode(key)
-                stack.append((child, depth + 1))
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"the result holds {name}, which is not JSON")
-
-
-def _unicode(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("the result holds text that is not Unicode (a lone surrogate)") from None
-
-
-def _send_frame(sock: socket.socket, value: Any, limit: int) -> None:
-    data = json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    if len(data) > limit:
-        raise SandboxUnavailable(f"the call is {len(data)} bytes; the call limit is {limit}")
-    sock.settimeout(_READY_TIMEOUT_S)
-    sock.sendall(HEADER.pack(len(data)) + data)
 
 
 class SandboxPool:
@@ -368,14 +286,14 @@ class SandboxPool:
     def _take(self) -> _Worker:
         if self._process is None or self._broken is not None:
             self.start()
-        deadline = _Deadline(_READY_TIMEOUT_S)
+        deadline = Deadline(READY_TIMEOUT_S)
         with self._lock:
             while not self._ready:
                 if self._closed or self._broken is not None:
                     raise SandboxUnavailable(self._broken or "the sandbox pool is closed")
                 if not self._lock.wait(deadline.left()) and not self._ready:
                     raise SandboxUnavailable(
-                        f"no sandbox worker became ready within {_READY_TIMEOUT_S:.0f} s"
+                        f"no sandbox worker became ready within {READY_TIMEOUT_S:.0f} s"
                     )
             worker = self._ready.popleft()
         self._request_spawn()
@@ -432,8 +350,8 @@ class SandboxPool:
 
     def _ready_frame(self, worker: _Worker) -> dict[str, Any]:
         try:
-            ready = _recv_frame(worker.sock, 1 << 16, _Deadline(_READY_TIMEOUT_S))
-        except (EOFError, ConnectionError, _Expired, OverflowError, ValueError) as exc:
+            ready = recv_frame(worker.sock, 1 << 16, Deadline(READY_TIMEOUT_S))
+        except (EOFError, ConnectionError, Expired, OverflowError, ValueError) as exc:
             raise _WorkerLost(f"sandbox worker {worker.pid} never became ready: {exc}") from exc
         if not ready.get("ready"):
             self._refused = f"sandbox refuses to run effects: {ready.get('refused')}"
@@ -461,12 +379,12 @@ class SandboxPool:
         call["compiled"] = compiled(code, f"<effect {name}>")
         call["log_limit"] = self.config.log_limit
         t0 = time.perf_counter()
-        _send_frame(worker.sock, call, self.config.call_limit)
-        deadline = _Deadline(limit_ms / 1000.0)
+        send_frame(worker.sock, call, self.config.call_limit)
+        deadline = Deadline(limit_ms / 1000.0)
         try:
-            reply = _recv_frame(worker.sock, self.config.result_limit, deadline)
+            reply = recv_frame(worker.sock, self.config.result_limit, deadline)
             trailing = self._trailing(worker, deadline)
-        except _Expired:
+        except Expired:
             worker.kill()
             worker.wait_dead(_EXIT_WAIT_S)
             message = f"did not finish within {limit_ms:.0f} ms; killed"
@@ -482,17 +400,17 @@ class SandboxPool:
             return self._result(worker, layers, t0, "protocol", message)
         return self._reply(worker, layers, t0, reply)
 
-    def _trailing(self, worker: _Worker, deadline: _Deadline) -> int:
+    def _trailing(self, worker: _Worker, deadline: Deadline) -> int:
         """Bytes the worker sent after its result, up to end of stream: its harness closes the
         channel right after the result, so any byte here is the effect's own, and ends it."""
         timeout = deadline.left()
         if timeout <= 0:
-            raise _Expired
+            raise Expired
         worker.sock.settimeout(timeout)
         try:
             chunk = worker.sock.recv(1 << 16)
         except TimeoutError:
-            raise _Expired from None
+            raise Expired from None
         except ConnectionError:
             return 0
         return len(chunk)
@@ -505,7 +423,7 @@ class SandboxPool:
         logs = reply.get("logs", [])
         if not isinstance(logs, list) or not all(isinstance(line, str) for line in logs):
             return self._result(worker, layers, t0, "protocol", "'logs' is not a list of text")
-        logs = _bounded_logs(logs, self.config.log_limit)  # the worker's own cap is its to break
+        logs = bounded_logs(logs, self.config.log_limit)  # the worker's own cap is its to break
         if reply["ok"]:
             return self._result(worker, layers, t0, "ok", "", reply.get("value"), logs)
         kind = reply.get("kind")
@@ -540,7 +458,7 @@ class SandboxPool:
 
     def _exit_report(self, worker: _Worker) -> dict[str, Any]:
         worker.wait_dead(_EXIT_WAIT_S)
-        deadline = _Deadline(_EXIT_WAIT_S)
+        deadline = Deadline(_EXIT_WAIT_S)
         with self._lock:
             while worker.pid not in self._exits and deadline.left() > 0:
                 self._lock.wait(deadline.left())
@@ -583,28 +501,6 @@ class SandboxPool:
             "host": dict(self._hello),
             "problem": self._refused or self._broken,
         }
-
-
-@functools.lru_cache(maxsize=256)
-def compiled(source: str, filename: str) -> str | None:
-    """The effect's code object, marshalled for the worker (base64), or ``None`` when the source
-    does not compile (the worker then compiles it and reports the error as the effect's)."""
-    try:
-        code = compile(source, filename, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return None
-    return base64.b64encode(marshal.dumps(code)).decode("ascii")
-
-
-def _bounded_logs(lines: list[str], limit: int) -> list[str]:
-    """At most ``limit`` characters and ``MAX_LOG_LINES`` lines (empty lines cost nothing else)."""
-    kept, size = [], 0
-    for line in lines[:MAX_LOG_LINES]:
-        size += len(line)
-        if size > limit:
-            break
-        kept.append(line)
-    return kept
 
 
 def _describe_host(hello: dict[str, Any]) -> str:

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from kgc import KnowledgeEngine
+from kgc.effects.cascade import MAX_EFFECT_RUNS
 from kgc.effects.code import SandboxedEffect
 from kgc.effects.pool import SandboxConfig, SandboxPool
 from kgc.errors import HookDefinitionError
 from kgc.hooks.conditions import SparqlAsk
 from kgc.hooks.model import Hook
 from kgc.rdf.delta import Delta
-from kgc.transaction import MAX_EFFECT_RUNS
 
 ANY = "ASK { ?s ?p ?o }"
 ADD = "<urn:ex:a> <urn:ex:p> <urn:ex:b> .\n"
@@ -235,9 +235,9 @@ def test_a_caller_provenance_with_a_strange_generation_does_not_break_apply(
 def test_one_change_and_its_consequences_share_a_time_budget(
     engine: KnowledgeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kgc.transaction
+    import kgc.effects.cascade
 
-    monkeypatch.setattr(kgc.transaction, "EFFECT_BUDGET_S", 1.0)
+    monkeypatch.setattr(kgc.effects.cascade, "EFFECT_BUDGET_S", 1.0)
     slow = (
         "import random, time\ndef run(e):\n    time.sleep(0.3)\n"
         "    return {'add': [f'<urn:ex:n{random.random()}> <urn:ex:p> <urn:ex:o> .']}\n"
