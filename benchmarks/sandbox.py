@@ -154,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
         print(f"{name:<34} {p50:>8.3f} {'-':>7} {'':>5} {p99:>8.3f} {'-':>7} {'':>5}")
     print()
+    print("targets:")
+    for name, times in (("paced", paced), ("back to back", back_to_back)):
+        for label, q, target in (("p50", 0.5, P50_TARGET_MS), ("p99", 0.99, P99_TARGET_MS)):
+            value = percentile(times, q)
+            figure = f"{name} {label}: {value:.3f} ms (target <= {target} ms)"
+            print(f"  {verdict(value, target)}  {figure}")
     print(f"back-to-back throughput: {rate:,.0f} calls/s from one thread")
     print(f"mean of paced calls: {statistics.fmean(paced):.3f} ms over {args.calls} calls")
     return 0

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         from kgc.errors import ConfigError
 
         raise ConfigError(
-            f"kgc serve needs the server extra ({exc.name} is missing): "
-            "pip install 'kgc-governance[server]'"
+            f"kgc serve needs the server extra ({exc.name} is missing): from the kgc checkout, "
+            "pip install -e '.[server]'"
         ) from exc
     return serve(args.serve_config, host=args.host, port=args.port)

@@ -37,6 +37,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -74,6 +75,8 @@ if TYPE_CHECKING:
     from kgc.lockchain.journal import Journal
 
 logger = logging.getLogger(__name__)
+# Receipts of changes that effects caused during one outer apply, announced after it.
+_caused: ContextVar[list[Receipt] | None] = ContextVar("kgc_caused_receipts", default=None)
 _EMPTY_STATE = StateDigest().hexdigest()
 HISTORY_SIZE = 1024
 QueryResult = bool | list[dict[str, Any]] | list[ox.Triple]
@@ -261,6 +264,27 @@ class TransactionManager:
         if not isinstance(actor, str) or not actor.strip():
             raise InputError("apply() needs a non-empty actor")
         origin = _provenance(provenance)
+        outer = _caused.get()
+        if outer is not None:  # caused by an effect: announced after the change that caused it
+            receipt = self._traced_apply(delta, actor, timeout_ms, origin)
+            outer.append(receipt)
+            return receipt
+        caused: list[Receipt] = []
+        token = _caused.set(caused)
+        try:
+            receipt = self._traced_apply(delta, actor, timeout_ms, origin)
+            self._announce(receipt)
+        finally:
+            _caused.reset(token)
+            # What its effects caused follows it, in commit order: listeners (the server's
+            # receipt log and streams, the anchorer) see receipts in sequence.
+            for later in sorted(caused, key=lambda r: r.finished_at):
+                self._announce(later)
+        return receipt
+
+    def _traced_apply(
+        self, delta: Delta, actor: str, timeout_ms: float | None, origin: dict[str, Any] | None
+    ) -> Receipt:
         with tracing.span("kgc.transaction", {"kgc.actor": actor}) as span:
             try:
                 receipt = self._apply(delta, actor, timeout_ms, origin)
@@ -274,7 +298,6 @@ class TransactionManager:
                 )
                 raise
             tracing.transaction_ended(span, receipt)
-        self._announce(receipt)
         return receipt
 
     def _apply(

@@ -50,7 +50,7 @@ class SandboxedEffect:
         if self.timeout_ms is not None and not self.timeout_ms > 0:
             raise HookDefinitionError(f"effect: 'timeout_ms' must be positive: {self.timeout_ms}")
         try:
-            compile(self.source, self.name or "<effect>", "exec", dont_inherit=True)
+            code = compile(self.source, self.name or "<effect>", "exec", dont_inherit=True)
         except SyntaxError as exc:
             raise HookDefinitionError(
                 f"effect {self.name or '<source>'}: not valid Python at line {exc.lineno}: "
@@ -61,6 +61,11 @@ class SandboxedEffect:
                 f"effect {self.name or '<source>'}: cannot be compiled: {type(exc).__name__}: "
                 f"{str(exc)[:200]}"
             ) from None
+
+        if self.entry not in code.co_names:  # a module-level def stores its name
+            raise HookDefinitionError(
+                f"effect {self.name or '<source>'}: defines no {self.entry!r} to call"
+            )
 
     @classmethod
     def from_file(cls, path: str | Path, *, entry: str = "run") -> SandboxedEffect:

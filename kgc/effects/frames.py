@@ -121,12 +121,16 @@ def compiled(source: str, filename: str) -> str | None:
     return base64.b64encode(marshal.dumps(code)).decode("ascii")
 
 
-def bounded_logs(lines: list[str], limit: int) -> list[str]:
-    """At most ``limit`` characters and ``MAX_LOG_LINES`` lines (empty lines cost nothing else)."""
+def bounded_logs(lines: list[str], limit: int, dropped: int = 0) -> list[str]:
+    """At most ``limit`` characters and ``MAX_LOG_LINES`` lines, and then one more line saying
+    how many were cut (``dropped``: what the worker says it cut already)."""
     kept, size = [], 0
     for line in lines[:MAX_LOG_LINES]:
         size += len(line)
         if size > limit:
             break
         kept.append(line)
+    cut = len(lines) - len(kept) + max(0, dropped)
+    if cut:
+        kept.append(f"[kgc: {cut} more log line(s) cut at {MAX_LOG_LINES} lines / {limit} chars]")
     return kept

@@ -423,7 +423,12 @@ class SandboxPool:
         logs = reply.get("logs", [])
         if not isinstance(logs, list) or not all(isinstance(line, str) for line in logs):
             return self._result(worker, layers, t0, "protocol", "'logs' is not a list of text")
-        logs = bounded_logs(logs, self.config.log_limit)  # the worker's own cap is its to break
+        # The worker caps its logs too, but that cap is the effect's to break.
+        dropped = reply.get("logs_dropped")
+        dropped = dropped if type(dropped) is int else 0
+        logs = bounded_logs(
+            logs, self.config.log_limit, dropped
+        )  # the worker's own cap is its to break
         if reply["ok"]:
             return self._result(worker, layers, t0, "ok", "", reply.get("value"), logs)
         kind = reply.get("kind")

@@ -179,7 +179,8 @@ def _judge(
 ) -> tuple[EffectVerdict, Delta | None]:
     if result.status != "ok":
         kind = "failed" if result.status == "error" else result.status
-        logger.warning("Hook execution failed: %s: %s: %s", hook.name, kind, result.message)
+        if kind != "timeout":  # kgc.hooks.runner logs every timeout verdict itself
+            logger.warning("Hook execution failed: %s: %s: %s", hook.name, kind, result.message)
         return _verdict(hook, effect, result, kind, result.message), None
     try:
         delta, events = read_proposal(result.value)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kgc.effects.code import PYTHON_MEDIA_TYPE, SandboxedEffect
-from kgc.errors import HookDefinitionError
+from kgc.errors import ConditionHashMismatch, HookDefinitionError
 from kgc.hooks.model import Channel, Hook
 from kgc.hooks.refs import ConditionRef
 from kgc.hooks.when import RefModel, WhenModel, build
@@ -114,7 +114,10 @@ def _effect(model: _EffectModel | None, file: Path) -> SandboxedEffect | None:
             f"got {model.ref.media_type!r}"
         )
     ref = ConditionRef(model.ref.uri, model.ref.sha256, model.ref.media_type)
-    source = ref.load(file.parent)
+    try:
+        source = ref.load(file.parent)
+    except ConditionHashMismatch as exc:  # the same check, about effect code, not a condition
+        raise ConditionHashMismatch(str(exc).replace("condition file", "effect file")) from None
     try:
         return SandboxedEffect(source, model.entry, ref.uri, model.timeout_ms)
     except HookDefinitionError as exc:

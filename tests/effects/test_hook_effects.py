@@ -82,6 +82,23 @@ def test_a_proposal_becomes_its_own_transaction_citing_hook_and_receipt(
     assert Lockchain(tmp_path / "chain").verify(replay=True).ok
 
 
+def test_listeners_see_a_cause_before_what_its_effects_caused_in_sequence(
+    engine: KnowledgeEngine,
+) -> None:
+    # The server's receipt log pages by seq: receipts announced out of order made ?after= skip
+    # the caller's own transactions when effects fired.
+    seen = []
+    engine.transactions.on_receipt.append(seen.append)
+    engine.hooks.register(_post("tag", TAG))
+
+    for i in range(3):
+        engine.apply(Delta.from_text(SENSOR.replace("s1", f"s{i}")))
+
+    seqs = [r.seq for r in seen]
+    assert seqs == sorted(seqs) and len(seqs) == 6
+    assert [r.actor for r in seen] == ["anonymous", "effect:tag"] * 3
+
+
 def test_a_pre_commit_hook_can_veto_what_an_effect_proposes(engine: KnowledgeEngine) -> None:
     engine.hooks.register(_post("tag", TAG))
     engine.hooks.register(Hook("no-checked", SparqlAsk("ASK { ?s <urn:ex:checked> ?o }")))
@@ -174,7 +191,7 @@ def run(event):
     engine.apply(Delta.from_text(SENSOR))
 
     generations = [r.provenance["caused_by"]["generation"] for r in seen if r.provenance]
-    assert generations == list(range(8, 0, -1))  # announced innermost first
+    assert generations == list(range(1, 9))  # announced in commit order, after their cause
     assert _has(engine, '<urn:ex:g8> <urn:ex:type> "sensor"')
     assert not _has(engine, '<urn:ex:g9> <urn:ex:type> "sensor"')
     last = next(r for r in seen if r.provenance and r.provenance["caused_by"]["generation"] == 8)
@@ -283,3 +300,13 @@ def test_metrics_count_effects_by_trust_and_outcome(engine: KnowledgeEngine) -> 
     assert 'kgc_effects_total{trust="sandboxed",outcome="ran"} 1' in text
     assert 'kgc_effects_total{trust="sandboxed",outcome="failed"} 1' in text
     assert 'kgc_effects_total{trust="trusted",outcome="ran"} 1' in text
+
+
+def test_effect_code_without_its_entry_function_is_refused_at_load() -> None:
+    with pytest.raises(HookDefinitionError, match="defines no 'run' to call"):
+        SandboxedEffect("def handle(event):\n    return None\n", name="e.py")
+
+
+def test_an_effect_file_hash_mismatch_names_the_effect_file(tmp_path: Path) -> None:
+    with pytest.raises(ConditionHashMismatch, match=r"effect file .*tag\.py"):
+        load_hook_file(_hook_file(tmp_path, TAG, sha="0" * 64))
