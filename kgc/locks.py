@@ -3,6 +3,9 @@
 The thread holding the write side may also read (a pre-commit hook's ``run`` callable that queries
 the engine sees the proposed state, as its condition did); it may not take the write side again,
 which would wait on itself forever, so that raises ``TransactionError`` instead.
+
+Guests are held as ``Thread`` objects, not idents: the kernel hands a finished thread's ident to
+the next thread it starts, and a writer started in that gap would be taken for the guest.
 """
 
 from __future__ import annotations
@@ -20,24 +23,24 @@ class ReadWriteLock:
         self._readers = 0
         self._writer: int | None = None
         self._waiting_writers = 0
-        self._guests: set[int] = set()
+        self._guests: set[threading.Thread] = set()
 
     @contextmanager
-    def lend(self, ident: int) -> Iterator[None]:
-        """Let thread ``ident`` read as the writer does, while the writer waits for it.
+    def lend(self, guest: threading.Thread) -> Iterator[None]:
+        """Let thread ``guest`` read as the writer does, while the writer waits for it.
 
         A hook's callable runs on a watchdog thread so that a hung callable cannot hang the
         engine; lending keeps its reads on the proposed state instead of waiting on the writer.
         """
-        self._guests.add(ident)
+        self._guests.add(guest)
         try:
             yield
         finally:
-            self._guests.discard(ident)
+            self._guests.discard(guest)
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        if self._writer == threading.get_ident() or threading.get_ident() in self._guests:
+        if self._writer == threading.get_ident() or threading.current_thread() in self._guests:
             yield
             return
         with self._cond:
@@ -55,7 +58,7 @@ class ReadWriteLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         me = threading.get_ident()
-        if self._writer == me or me in self._guests:
+        if self._writer == me or threading.current_thread() in self._guests:
             raise TransactionError(
                 "a transaction cannot be applied while this thread is applying another one "
                 "(was apply() called from a pre-commit hook?)"

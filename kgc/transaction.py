@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import deque
@@ -237,9 +238,9 @@ class TransactionManager:
                 raise QuerySyntaxError(f"SPARQL query does not parse: {exc.msg}") from exc
             return consume(result)
 
-    def lend(self, ident: int) -> AbstractContextManager[None]:
-        """Let thread ``ident`` read while the writer waits on it (a hook's watchdog thread)."""
-        return self._lock.lend(ident)
+    def lend(self, guest: threading.Thread) -> AbstractContextManager[None]:
+        """Let thread ``guest`` read while the writer waits on it (a hook's watchdog thread)."""
+        return self._lock.lend(guest)
 
     # Writing --------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from kgc.hooks.model import (
 from kgc.telemetry import tracing
 
 logger = logging.getLogger(__name__)
-Lend = Callable[[int], AbstractContextManager[None]]
+Lend = Callable[[threading.Thread], AbstractContextManager[None]]
 Evaluate = Callable[[Hook, EvalContext], ConditionResult]
 Sandboxed = Callable[["Outcome"], HookVerdict]
 
@@ -193,8 +193,7 @@ def _bounded(func: Callable[[], Any], budget_s: float, lend: Lend) -> Any:
 
     thread = threading.Thread(target=target, name="kgc-hook", daemon=True)
     thread.start()
-    assert thread.ident is not None
-    with lend(thread.ident):
+    with lend(thread):
         ready.set()
         thread.join(budget_s)
     if thread.is_alive():
