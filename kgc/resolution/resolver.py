@@ -134,6 +134,7 @@ class Resolver:
         """``submit``, also saying whether the round held the proposal already (a duplicate)."""
         check_round_fields(topic, expected)
         self._check_expected(expected)
+        self._check_literals(proposal)
         with self._lock:
             current = self._open.get(topic)
             if current is None:
@@ -155,6 +156,18 @@ class Resolver:
         if current.full:
             return self._finish(current, "count"), not added
         return self.record(current.id), not added
+
+    def _check_literals(self, proposal: Proposal) -> None:
+        """Under ``literal_policy = "refuse"``, a proposal whose literals the store would rewrite
+        is refused as ``engine.apply`` refuses such a delta (HTTP proposals never get this far)."""
+        rewrites = proposal.delta.rewrites
+        if self.engine.settings.literal_policy == "refuse" and rewrites:
+            written, stored = rewrites[0]
+            raise ProposalError(
+                "delta",
+                f"literal {written} would be stored as {stored}; literal policy 'refuse' does "
+                f"not allow that ({len(rewrites)} such literal(s) in this proposal)",
+            )
 
     def open(
         self,

@@ -9,7 +9,7 @@ import pytest
 from proposals import propose, quad
 
 from kgc import Delta, Hook, KnowledgeEngine, Proposal, Resolver, SparqlAsk, resolve
-from kgc.errors import ResolutionDisabled, RoundMismatch, UnknownRound
+from kgc.errors import ProposalError, ResolutionDisabled, RoundMismatch, UnknownRound
 
 A, B, C = quad("a"), quad("b"), quad("c")
 BAD = quad("x", "p", "bad")
@@ -157,3 +157,18 @@ def test_functional_properties_declared_in_the_graph_are_used(engine: KnowledgeE
     assert [c.kind for c in done.outcome.conflicts] == ["functional"]
     assert engine.query("ASK { <urn:ex:sp> <urn:ex:setpoint> <urn:ex:v22> }") is True
     assert engine.query("ASK { <urn:ex:sp> <urn:ex:setpoint> <urn:ex:v20> }") is False
+
+
+def test_a_library_proposal_with_a_rewritten_literal_is_refused_under_the_refuse_policy() -> None:
+    # HTTP proposals were refused at parsing; a Proposal built in Python went around the policy.
+    written = '<urn:s> <urn:p> "01"^^<http://www.w3.org/2001/XMLSchema#integer> .'
+    with KnowledgeEngine(enable_resolution=True, literal_policy="refuse") as strict:
+        resolver = Resolver(strict)
+        proposal = Proposal("bms", Delta.from_text(written), confidence=1.0)
+        with pytest.raises(ProposalError, match=r"'delta'.*would be stored as .*\"1\"") as refused:
+            resolver.submit(proposal, expected=1)
+        assert refused.value.field == "delta"
+        assert len(strict) == 0 and resolver.open_rounds == 0
+    with KnowledgeEngine(enable_resolution=True) as lenient:
+        done = Resolver(lenient).submit(Proposal("bms", Delta.from_text(written), 1.0), expected=1)
+        assert done.status == "committed" and len(lenient) == 1
