@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from kgc.server.auth import KeyRing
 from kgc.server.errors import HANDLERS
 from kgc.server.settings import ServerSettings
 from kgc.server.state import AppState
+from kgc.server.trace_context import TraceRequests
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,11 @@ def create_app(
             engine.transactions.on_receipt.remove(state.receipts.add)
             state.queue.close()
 
-    app = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+        middleware=[Middleware(TraceRequests, routes=ROUTES)],
+    )
     app.state.kgc = state
     return app

@@ -16,6 +16,7 @@ reached when the high watermark equals the capacity. Reads are not queued here.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,8 @@ class WriteQueue:
             self.throttling = True
         started = loop.time()
         try:
-            return await loop.run_in_executor(self._writer, work)
+            # The request's context (its trace span) goes with the work to the writer thread.
+            return await loop.run_in_executor(self._writer, contextvars.copy_context().run, work)
         finally:
             self.depth -= 1
             if self.depth < self.low or self.depth == 0:

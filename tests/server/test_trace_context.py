@@ -1,0 +1,143 @@
+"""A caller's W3C ``traceparent`` is joined: kgc's request and transaction spans join its trace."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from otlp_receiver import otlp_receiver
+from served import WRITE_KEY, auth, make_client, start_server
+
+from kgc import KnowledgeEngine
+from kgc.telemetry import tracing
+
+NQ = {"Content-Type": "application/n-quads"}
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()  # parent-based sampling, as configure_tracing installs
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use_provider(None)
+        provider.shutdown()
+
+
+def _traceparent(sampled: bool = True) -> tuple[str, int, int]:
+    trace_id, span_id = secrets.randbits(128) | 1, secrets.randbits(64) | 1
+    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}", trace_id, span_id
+
+
+def _named(found: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    [one] = [s for s in found if s.name == name]
+    return one
+
+
+def _post(engine: KnowledgeEngine, body: str, **headers: str) -> httpx.Response:
+    with make_client(engine) as client:
+        response: httpx.Response = client.post(
+            "/transactions", content=body, headers={**NQ, **auth(WRITE_KEY), **headers}
+        )
+        return response
+
+
+def test_a_write_joins_the_callers_trace(spans: InMemorySpanExporter) -> None:
+    header, trace_id, caller_span = _traceparent()
+    with KnowledgeEngine() as engine:
+        response = _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header)
+    assert response.status_code == 201
+
+    found = spans.get_finished_spans()
+    request = _named(found, "POST /transactions")
+    assert request.kind is SpanKind.SERVER
+    assert request.context is not None and request.context.trace_id == trace_id
+    assert request.parent is not None and request.parent.span_id == caller_span
+    assert request.parent.is_remote
+    assert request.attributes is not None
+    assert request.attributes["http.route"] == "/transactions"
+    assert request.attributes["http.response.status_code"] == 201
+    # The transaction ran on the writer thread, still inside the request's span.
+    transaction = _named(found, "kgc.transaction")
+    assert transaction.context is not None and transaction.context.trace_id == trace_id
+    assert transaction.parent is not None
+    assert transaction.parent.span_id == request.context.span_id
+
+
+def test_an_unsampled_caller_trace_records_nothing(spans: InMemorySpanExporter) -> None:
+    header, _, _ = _traceparent(sampled=False)
+    with KnowledgeEngine() as engine:
+        assert _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header).status_code == 201
+        assert len(engine) == 1
+    assert spans.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["garbage", "00-" + "0" * 32 + "-" + "1" * 16 + "-01", "00-abc-def-01", "ff-" + "1" * 49],
+)
+def test_a_malformed_traceparent_starts_a_new_trace_and_the_write_still_commits(
+    spans: InMemorySpanExporter, header: str
+) -> None:
+    with KnowledgeEngine() as engine:
+        response = _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header)
+        assert response.status_code == 201 and len(engine) == 1
+    request = _named(spans.get_finished_spans(), "POST /transactions")
+    assert request.parent is None  # a root span of a new trace
+
+
+def test_span_names_use_the_route_template_and_errors_are_marked(
+    spans: InMemorySpanExporter,
+) -> None:
+    with KnowledgeEngine() as engine, make_client(engine) as client:
+        assert client.get("/receipts/no-such-receipt", headers=auth(WRITE_KEY)).status_code == 404
+        assert client.get("/no/such/path").status_code == 404
+        assert client.post("/transactions", content="<bad", headers={**NQ, **auth(WRITE_KEY)})
+    names = [s.name for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert names == ["GET /receipts/{receipt_id}", "GET", "POST /transactions"]
+    for server_span in spans.get_finished_spans():
+        # A refused request is the caller's fault, not the server's: no error status.
+        assert server_span.status.status_code is not StatusCode.ERROR
+
+
+def test_without_tracing_configured_no_span_is_made() -> None:
+    header, _, _ = _traceparent()
+    assert tracing.tracer() is None
+    with KnowledgeEngine() as engine:
+        assert _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header).status_code == 201
+
+
+def test_kgc_serve_exports_the_callers_trace_to_the_collector(tmp_path: Path) -> None:
+    header, trace_id, caller_span = _traceparent()
+    with otlp_receiver() as (url, received):
+        served = start_server(
+            tmp_path,
+            KGC_API_KEYS=f"{WRITE_KEY}:write",
+            ENABLE_OBSERVABILITY="true",
+            OBSERVABILITY_ENDPOINT=url,
+        )
+        try:
+            response = httpx.post(
+                f"{served.url}/transactions",
+                content="<urn:s> <urn:p> <urn:o> .",
+                headers={**NQ, **auth(WRITE_KEY), "traceparent": header},
+                timeout=30,
+            )
+            assert response.status_code == 201, response.text
+        finally:
+            assert served.stop() == 0, served.output()  # shutdown flushes the last spans
+    ours = [s for _, _, s in received.spans() if int.from_bytes(s.trace_id, "big") == trace_id]
+    by_name = {s.name: s for s in ours}
+    assert {"POST /transactions", "kgc.transaction"} <= set(by_name), sorted(by_name)
+    assert int.from_bytes(by_name["POST /transactions"].parent_span_id, "big") == caller_span
+    assert by_name["kgc.transaction"].parent_span_id == by_name["POST /transactions"].span_id
