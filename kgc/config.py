@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -61,7 +61,32 @@ def watermarks(capacity: int, high: int | None, low: int | None) -> tuple[int, i
     return high, low
 
 
-class Settings(BaseSettings):
+class _Queued(Protocol):
+    max_concurrency: int
+    queue_high_watermark: int | None
+    queue_low_watermark: int | None
+
+
+class QueueWatermarks:
+    """The write queue's watermarks, for a settings class with ``max_concurrency`` and the two
+    ``queue_*_watermark`` fields (``Settings`` and ``kgc.server.ServerSettings``)."""
+
+    __slots__ = ()
+
+    @property
+    def high_watermark(self: _Queued) -> int:
+        """Queue depth from which writes get 429 (``max_concurrency`` is the capacity)."""
+        return watermarks(self.max_concurrency, self.queue_high_watermark, None)[0]
+
+    @property
+    def low_watermark(self: _Queued) -> int:
+        """Depth below which writes are admitted again after the high watermark was reached."""
+        return watermarks(
+            self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark
+        )[1]
+
+
+class Settings(QueueWatermarks, BaseSettings):
     """Validated, frozen settings. ``Settings(**kw)`` reads the environment and the file too."""
 
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
@@ -320,18 +345,6 @@ class Settings(BaseSettings):
     def _watermarks(self) -> Settings:
         watermarks(self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark)
         return self
-
-    @property
-    def high_watermark(self) -> int:
-        """Queue depth from which writes get 429 (``max_concurrency`` is the capacity)."""
-        return watermarks(self.max_concurrency, self.queue_high_watermark, None)[0]
-
-    @property
-    def low_watermark(self) -> int:
-        """Depth below which writes are admitted again after the high watermark was reached."""
-        return watermarks(
-            self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark
-        )[1]
 
     @property
     def active_lockchain_path(self) -> Path | None:

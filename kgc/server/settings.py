@@ -17,14 +17,14 @@ from typing import Literal, cast
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kgc.config import Settings, watermarks
+from kgc.config import QueueWatermarks, Settings, watermarks
 from kgc.errors import ConfigError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-class ServerSettings(BaseSettings):
+class ServerSettings(QueueWatermarks, BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KGC_", extra="ignore", frozen=True, populate_by_name=True
     )
@@ -75,16 +75,6 @@ class ServerSettings(BaseSettings):
     def _watermarks_in_order(self) -> ServerSettings:
         watermarks(self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark)
         return self
-
-    @property
-    def high_watermark(self) -> int:
-        return watermarks(self.max_concurrency, self.queue_high_watermark, None)[0]
-
-    @property
-    def low_watermark(self) -> int:
-        return watermarks(
-            self.max_concurrency, self.queue_high_watermark, self.queue_low_watermark
-        )[1]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerSettings:
