@@ -213,8 +213,22 @@ class Resolver:
         return self.record(round_id)
 
     def shutdown(self) -> None:
-        """Stop the deadline thread; rounds still open stay open and unresolved."""
+        """Stop the deadline thread; rounds still open stay open and unresolved.
+
+        Round records live in memory, so each round still open is logged (WARNING) with its
+        topic and proposal digests: an agent must propose again after a restart.
+        """
         self._deadlines.stop()
+        with self._lock:
+            left = [(r.id, r.topic, tuple(r.digests())) for r in self._open.values()]
+        for round_id, topic, digests in left:
+            logger.warning(
+                "Resolution round abandoned at shutdown: %s on topic %r with %d proposal(s)",
+                round_id,
+                topic,
+                len(digests),
+                extra={"round": round_id, "topic": topic, "proposals": list(digests)},
+            )
 
     @property
     def open_rounds(self) -> int:

@@ -172,3 +172,19 @@ def test_a_library_proposal_with_a_rewritten_literal_is_refused_under_the_refuse
     with KnowledgeEngine(enable_resolution=True) as lenient:
         done = Resolver(lenient).submit(Proposal("bms", Delta.from_text(written), 1.0), expected=1)
         assert done.status == "committed" and len(lenient) == 1
+
+
+def test_rounds_still_open_at_shutdown_are_logged_with_their_proposals(
+    engine: KnowledgeEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    resolver = Resolver(engine, timeout_ms=60_000)
+    one, two = propose("bms", add=[A]), propose("survey", add=[B])
+    opened = resolver.submit(one, topic="ahu-1", expected=3)
+    resolver.submit(two, topic="ahu-1")
+    resolver.submit(propose("model", add=[C]), topic="ahu-2", expected=1)  # closes, committed
+    with caplog.at_level("WARNING", logger="kgc.resolution"):
+        resolver.shutdown()
+    [warning] = [r for r in caplog.records if "abandoned at shutdown" in r.getMessage()]
+    assert opened.id in warning.getMessage() and "'ahu-1'" in warning.getMessage()
+    assert warning.proposals == sorted([one.digest, two.digest])  # type: ignore[attr-defined]
+    assert len(engine) == 1  # only ahu-2's C: the open round committed nothing
