@@ -5,7 +5,9 @@ work inside its own trace: the request's span ``POST /transactions``, under it t
 ``kgc.transaction`` span and its hooks (the write queue carries the context to the writer
 thread). The caller's sampling decision holds (the sampler is parent-based): an unsampled
 ``traceparent`` records nothing. A missing or malformed header starts a new trace, as
-OpenTelemetry's propagator does; it never fails the request.
+OpenTelemetry's propagator does; it never fails the request. The propagator is OpenTelemetry's
+configured one (``OTEL_PROPAGATORS``); when that names one not installed, W3C trace context and
+baggage are used and a WARNING says so once (``kgc serve`` still starts).
 
 Without an SDK (tracing not configured) the middleware costs one check per request and touches
 no headers. Span names use the route's template (``GET /receipts/{receipt_id}``), never the raw
@@ -14,15 +16,22 @@ path, so they stay few; an unmatched path is named by its method alone.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from opentelemetry import propagate
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kgc.telemetry.tracing import tracer
+
+logger = logging.getLogger(__name__)
 
 # Only these request headers are read; the rest of a request never reaches the propagator.
 PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
@@ -82,4 +91,17 @@ def _caller(scope: Scope) -> Any:
         name = key.lower()
         if name in PROPAGATION_HEADERS:
             carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return propagate.extract(carrier) if carrier else None
+    return _propagator().extract(carrier) if carrier else None
+
+
+@cache
+def _propagator() -> TextMapPropagator:
+    """OpenTelemetry's configured propagator, or W3C trace context and baggage when it cannot
+    be loaded (``opentelemetry.propagate`` raises at import on an unknown ``OTEL_PROPAGATORS``)."""
+    try:
+        from opentelemetry import propagate
+
+        return propagate.get_global_textmap()
+    except Exception as exc:  # a bad OTEL_PROPAGATORS must not stop the server
+        logger.warning("Trace context propagator not loaded (%s); using W3C traceparent", exc)
+        return CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import opentelemetry
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -16,6 +19,7 @@ from otlp_receiver import otlp_receiver
 from served import WRITE_KEY, auth, make_client, start_server
 
 from kgc import KnowledgeEngine
+from kgc.server import trace_context
 from kgc.telemetry import tracing
 
 NQ = {"Content-Type": "application/n-quads"}
@@ -108,6 +112,28 @@ def test_span_names_use_the_route_template_and_errors_are_marked(
     for server_span in spans.get_finished_spans():
         # A refused request is the caller's fault, not the server's: no error status.
         assert server_span.status.status_code is not StatusCode.ERROR
+
+
+def test_an_unknown_otel_propagators_value_falls_back_to_w3c_with_a_warning(
+    spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # opentelemetry.propagate raises at import when OTEL_PROPAGATORS names a missing propagator;
+    # that must not take the server down or lose the caller's trace.
+    monkeypatch.setenv("OTEL_PROPAGATORS", "no-such-propagator")
+    monkeypatch.delitem(sys.modules, "opentelemetry.propagate", raising=False)
+    monkeypatch.delattr(opentelemetry, "propagate", raising=False)  # so the import runs again
+    trace_context._propagator.cache_clear()
+    header, trace_id, _ = _traceparent()
+    try:
+        with KnowledgeEngine() as engine, caplog.at_level(logging.WARNING, "kgc"):
+            assert _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header).status_code == 201
+    finally:
+        trace_context._propagator.cache_clear()
+    assert "no-such-propagator" in caplog.text and "using W3C traceparent" in caplog.text
+    request = _named(spans.get_finished_spans(), "POST /transactions")
+    assert request.context is not None and request.context.trace_id == trace_id
 
 
 def test_without_tracing_configured_no_span_is_made() -> None:
