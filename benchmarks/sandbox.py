@@ -15,7 +15,11 @@ close the worker; the zygote forks a replacement meanwhile. Rows:
 - ``cold start``: a new pool's first call (zygote start, fork, confinement).
 
 The targets (p50 <= 2 ms, p99 <= 10 ms) apply to the sandboxed rows; the table says PASS or FAIL
-beside each figure. Nothing leaves the machine: effects have no network.
+beside each figure. A second table measures each limit against its configured value (target:
+within 10%; ``--no-limits`` skips it): memory an effect can allocate under 32, 64 and 128 MiB,
+when a spinning effect is killed under 300 ms and 1 s wall limits, and the CPU time at which a
+1 s CPU limit kills one (``tests/effects/test_limits.py`` asserts the same bounds). Nothing leaves
+the machine: effects have no network.
 """
 
 from __future__ import annotations
@@ -103,6 +107,51 @@ def cold_starts(runs: int) -> list[float]:
     return times
 
 
+GRAB_MEMORY = """
+def run(event):
+    chunks = []
+    try:
+        while True:
+            chunks.append(bytearray(1 << 20))
+    except MemoryError:
+        count = len(chunks)
+        del chunks
+        return count
+"""
+SPIN = "def run(event):\n    while True:\n        pass\n"
+
+
+def measured_limits() -> list[tuple[str, float, float, str]]:
+    """(limit, configured, measured, unit) for each limit, one confined call each."""
+    rows = []
+    for mib in (32, 64, 128):
+        pool = SandboxPool(SandboxConfig(memory_bytes=mib << 20, timeout_ms=10_000, pool_size=1))
+        with contextlib.closing(pool):
+            grabbed = pool.call("grab", GRAB_MEMORY, {}, timeout_ms=None)
+        rows.append((f"memory ({grabbed.status})", mib, float(grabbed.value or 0), "MiB"))
+    for limit_ms in (300, 1000):
+        pool = SandboxPool(SandboxConfig(timeout_ms=limit_ms, pool_size=1, cpu_seconds=30))
+        with contextlib.closing(pool):
+            late = pool.call("late", SPIN, {}, timeout_ms=None)
+        rows.append((f"wall time ({late.status})", limit_ms, late.duration_ms, "ms"))
+    pool = SandboxPool(SandboxConfig(timeout_ms=20_000, cpu_seconds=1, pool_size=1))
+    with contextlib.closing(pool):
+        spun = pool.call("spin", SPIN, {}, timeout_ms=None)
+    rows.append((f"CPU time ({spun.status})", 1000, float(spun.cpu_ms or 0), "ms"))
+    return rows
+
+
+def print_limits() -> None:
+    print()
+    print(f"{'limit':<24} {'configured':>11} {'measured':>9} {'ratio':>6}  target")
+    for name, configured, measured, unit in measured_limits():
+        ratio = measured / configured
+        ok = "PASS" if 0.9 <= ratio <= 1.1 else "FAIL"
+        print(
+            f"{name:<24} {configured:>7g} {unit:<3} {measured:>9.1f} {ratio:>6.3f}  within 10% {ok}"
+        )
+
+
 def verdict(value: float, target: float) -> str:
     return "PASS" if value <= target else "FAIL"
 
@@ -111,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per row")
     parser.add_argument("--warmup", type=int, default=100, help="untimed calls first")
+    parser.add_argument("--no-limits", action="store_true", help="skip the limits table")
     args = parser.parse_args(argv)
 
     campus_bench.print_machine("kgc effect sandbox benchmark")
@@ -162,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {verdict(value, target)}  {figure}")
     print(f"back-to-back throughput: {rate:,.0f} calls/s from one thread")
     print(f"mean of paced calls: {statistics.fmean(paced):.3f} ms over {args.calls} calls")
+    if not args.no_limits:
+        print_limits()
     return 0
 
 

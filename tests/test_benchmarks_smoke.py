@@ -134,3 +134,11 @@ def test_quick_sandbox_benchmark_prints_its_table_with_every_layer_on() -> None:
         figures = _figures(row.split("  ", 1)[1])  # after the row's name
         assert figures[1] == 2.0 and figures[3] == 10.0  # the targets, beside p50 and p99
         assert "PASS" in row or "FAIL" in row
+    limits = [line for line in out.splitlines() if "within 10%" in line]
+    assert [line.split(" (")[0] for line in limits] == ["memory"] * 3 + ["wall time"] * 2 + [
+        "CPU time"
+    ]
+    # Each limit was reached (the call ended by it), whatever the ratio on a loaded machine.
+    assert [line.split("(")[1].split(")")[0] for line in limits] == ["ok"] * 3 + ["timeout"] * 2 + [
+        "cpu"
+    ]
