@@ -34,6 +34,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -236,7 +237,14 @@ class TransactionManager:
                 result = self.store.query(sparql, **options)
             except SyntaxError as exc:
                 raise QuerySyntaxError(f"SPARQL query does not parse: {exc.msg}") from exc
-            return consume(result)
+            try:
+                return consume(result)
+            except BaseException as exc:
+                # pyoxigraph's result must be dropped on the thread that made it (it panics
+                # otherwise); the traceback's frames would carry it to whoever handles ``exc``.
+                traceback.clear_frames(exc.__traceback__)
+                del result
+                raise
 
     def lend(self, guest: threading.Thread) -> AbstractContextManager[None]:
         """Let thread ``guest`` read while the writer waits on it (a hook's watchdog thread)."""

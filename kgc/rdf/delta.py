@@ -163,6 +163,8 @@ class Delta:
                 raise InputError(
                     "invalid JSON delta: arrays or objects nested too deeply"
                 ) from None
+            except ValueError as exc:  # a number past Python's digit limit for int()
+                raise InputError(f"invalid JSON delta: {exc}") from None
         if not isinstance(data, Mapping):
             raise InputError("a JSON delta must be an object with 'additions' and/or 'removals'")
         unknown = set(data) - {"additions", "removals"}

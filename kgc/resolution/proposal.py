@@ -104,21 +104,33 @@ class Proposal:
 
     @classmethod
     def from_json(
-        cls, data: Mapping[str, Any], *, literal_policy: LiteralPolicy = "normalize"
+        cls,
+        data: Mapping[str, Any],
+        *,
+        literal_policy: LiteralPolicy = "normalize",
+        also: tuple[str, ...] = (),
     ) -> Proposal:
         """Build from the wire form (``POST /proposals``); an error names the field at fault.
 
         ``priority``, ``depends_on`` and ``conflicts_with`` may be left out (0 and none);
         ``agent``, ``delta`` and ``confidence`` are required. ``digest`` is ignored if present.
+        ``also`` names fields the caller has taken out already (listed in the unknown-field error).
         """
         if not isinstance(data, Mapping):
             raise ProposalError("proposal", f"expected a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - {*_FIELDS, "digest"})
         if unknown:
-            raise ProposalError(unknown[0], f"unknown field; expected {', '.join(_FIELDS)}")
+            known = ", ".join((*_FIELDS, *also))
+            raise ProposalError(unknown[0], f"unknown field; expected {known}")
         for name in ("agent", "delta", "confidence"):
             if name not in data:
                 raise ProposalError(name, "is required")
+        if not isinstance(data["delta"], Mapping):
+            raise ProposalError(
+                "delta",
+                "expected a JSON object with 'additions' and/or 'removals' (lists of N-Quads "
+                f"lines), got {_json_type(data['delta'])}",
+            )
         try:
             delta = Delta.from_json(data["delta"], literal_policy=literal_policy)
         except InputError as exc:
@@ -198,3 +210,16 @@ def _json_list(value: object, name: str) -> tuple[Any, ...]:
         shown = repr(value) if len(repr(value)) <= 80 else type(value).__name__
         raise ProposalError(name, f"expected a list of proposal digests, got {shown}")
     return tuple(value)
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of ``value``'s type, for messages."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "null" if value is None else type(value).__name__

@@ -3,6 +3,7 @@
 ``HTTPError`` is raised by the routes; ``status_for`` maps kgc's own errors (``kgc.errors``) to a
 status: bad input is a 4xx naming the fault, never a 500.
 
+Any other exception is kgc's fault: a JSON 500, logged with its traceback (``Request failed``).
 Every refusal is counted in ``kgc_errors_total{kind="request_4xx"|"request_5xx"}`` except
 backpressure (``Backpressure``: 429 and 503 while the write queue is full), which is not a
 fault of the request or of the server and is counted in ``kgc_queue_rejected_total``.
@@ -59,7 +60,10 @@ def status_for(exc: KGCError) -> int:
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+    # A message may quote the request, lone surrogates included ("\\ud800" in a JSON key), which
+    # UTF-8 cannot encode: they are written as escapes rather than failing the reply.
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": text, "status": status}, status_code=status, headers=headers)
 
 
 REQUEST_ERROR_KINDS = ("request_4xx", "request_5xx")
@@ -94,4 +98,24 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
-HANDLERS = {HTTPError: on_http_error, KGCError: on_kgc_error, HTTPException: on_starlette_error}
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    """A fault of kgc's, not of the request: logged with its traceback, counted, answered in the
+    same JSON shape (Starlette then re-raises it to the server, which logs it too)."""
+    logger.error(
+        "Request failed: %s %s: %s: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    _count(request, 500)
+    return error_response(500, "internal error; the server log has the details")
+
+
+HANDLERS = {
+    HTTPError: on_http_error,
+    KGCError: on_kgc_error,
+    HTTPException: on_starlette_error,
+    Exception: on_unexpected_error,
+}

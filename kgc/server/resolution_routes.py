@@ -54,7 +54,9 @@ async def post_proposal(request: Request) -> Response:
     topic = data.pop("topic", "default")
     expected = data.pop("expected", None)
     check_round_fields(topic, expected)
-    proposal = Proposal.from_json(data, literal_policy=state.engine.settings.literal_policy)
+    proposal = Proposal.from_json(
+        data, literal_policy=state.engine.settings.literal_policy, also=_ROUND_FIELDS
+    )
     check_literals(proposal.delta, state.settings.max_literal_bytes)
 
     def work() -> tuple[ResolutionRecord, bool]:

@@ -59,7 +59,10 @@ def serve(config: Path | None = None, *, host: str | None = None, port: int | No
         )
         app.state.kgc.shutting_down = lambda: server.should_exit
         _quiet_garbage_collector()
-        logger.info("kgc serve on http://%s:%d", settings.host, settings.port)
+        if settings.port:
+            logger.info("kgc serve starting on http://%s:%d", settings.host, settings.port)
+        else:  # the kernel picks the port at bind; uvicorn's next line names it
+            logger.info("kgc serve starting on http://%s, on a free port (port 0)", settings.host)
         with _signals_end_quietly():
             server.run()
     finally:

@@ -69,7 +69,12 @@ class TraceRequests:
         with current.start_as_current_span(
             name, context=_caller(scope), kind=SpanKind.SERVER, attributes=attributes
         ) as span:
-            await self.app(scope, receive, send_and_note)
+            try:
+                await self.app(scope, receive, send_and_note)
+            except Exception:
+                if not status:  # the server answers 500 (the span records the exception)
+                    span.set_attribute("http.response.status_code", 500)
+                raise
             if status:
                 span.set_attribute("http.response.status_code", status[0])
                 if status[0] >= 500:  # a 4xx is the caller's fault, not the server's (semconv)

@@ -56,6 +56,10 @@ async def post_transaction(request: Request) -> Response:
         delta = await run_in_threadpool(_intake, state, media, body)
     else:
         delta = _intake(state, media, body)
+    if not len(delta):
+        # Only prefixes, comments or empty lists: as mistaken as an empty body, and a receipt of
+        # nothing would still take a place in the lockchain.
+        raise HTTPError(400, f"the request body ({media}) holds no quads: nothing to add or remove")
 
     def work() -> Receipt:
         return state.engine.apply(delta, actor=principal.name)

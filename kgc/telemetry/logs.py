@@ -52,17 +52,26 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
-        context = trace.get_current_span().get_span_context()
+        current = trace.get_current_span()
+        context = current.get_span_context()
         if context.is_valid and "trace_id" not in entry:
+            # The trace id correlates lines with the caller's trace even when it was not
+            # sampled; a span id is only worth logging for a span that will be exported.
             entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
+            if current.is_recording():
+                entry["span_id"] = format(context.span_id, "016x")
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate quoted from a request: escape it
+            line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+        return line
 
 
 def parse_level(level: str | int) -> int:

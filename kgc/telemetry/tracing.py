@@ -239,7 +239,12 @@ def _configure(
         return None
     url = pick(endpoint, "observability_endpoint", None)
     if exporter is None and not url:
-        logger.warning("Tracing not configured: observability is enabled but no endpoint is set")
+        # ENABLE_OBSERVABILITY is on by default (the runbook's default), so this is the default
+        # configuration, not a fault: INFO, not WARNING.
+        logger.info(
+            "Tracing off: no observability endpoint is set "
+            "(set OBSERVABILITY_ENDPOINT to export traces)"
+        )
         return None
     ratio = float(pick(sampling_ratio, "sampling_ratio", 1.0))
     if not 0.0 <= ratio <= 1.0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -377,6 +378,29 @@ def test_an_empty_body_is_refused_and_commits_nothing(client: TestClient) -> Non
     assert listed["receipts"] == []
 
 
+@pytest.mark.parametrize(
+    ("media", "body"),
+    [
+        ("text/turtle", "@prefix ex: <urn:ex:> .\n"),
+        ("application/rdf-patch", "# nothing but a comment\n"),
+        ("application/json", '{"additions": [], "removals": []}'),
+    ],
+    ids=["turtle-prefixes", "patch-comment", "json-empty-lists"],
+)
+def test_a_body_that_holds_no_quads_is_refused_and_takes_no_receipt(
+    client: TestClient, media: str, body: str
+) -> None:
+    # It was committed as an empty receipt: a log_seq, a lockchain entry, a committed count.
+    response = client.post(
+        "/transactions", content=body, headers={**auth(WRITE_KEY), "Content-Type": media}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        f"the request body ({media}) holds no quads: nothing to add or remove"
+    )
+    assert client.get("/receipts", headers=auth(READ_KEY)).json()["receipts"] == []
+
+
 def test_a_keys_file_with_no_key_or_a_key_twice_is_refused(tmp_path: Path) -> None:
     from kgc.config_keys import read_api_keys
     from kgc.errors import ConfigError
@@ -422,6 +446,28 @@ def test_request_error_counters_are_exported_at_zero_from_the_start(client: Test
     client.post("/transactions", json=ADD)  # no key: 401
 
     assert request_errors(client) == {"request_4xx": 1, "request_5xx": 0}
+
+
+def test_a_fault_of_kgcs_is_a_json_500_counted_and_logged(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anything kgc did not expect used to reach Starlette's plain-text 500, uncounted.
+    def broken(*args: object) -> None:
+        raise RuntimeError("the intake broke")
+
+    monkeypatch.setattr("kgc.server.transactions._intake", broken)
+    with caplog.at_level(logging.ERROR, "kgc"):
+        response = client.post("/transactions", json=ADD, headers=auth(WRITE_KEY))
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal error; the server log has the details",
+        "status": 500,
+    }
+    assert request_errors(client) == {"request_4xx": 0, "request_5xx": 1}
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("Request failed")]
+    assert "POST /transactions: RuntimeError: the intake broke" in logged.getMessage()
+    assert logged.exc_info is not None  # the traceback goes to the log, never to the client
 
 
 def test_backpressure_refusals_are_not_counted_as_request_errors(client: TestClient) -> None:

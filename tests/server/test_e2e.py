@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,6 +115,47 @@ def test_bad_query_is_400_with_the_parser_message(served: Served) -> None:
     assert "does not parse" in response.json()["error"]
     assert update.status_code == 400
     assert "read only" in update.json()["error"]
+
+
+def test_a_refused_accept_leaves_no_traceback_in_the_log(served: Served) -> None:
+    # The 406 was right, but pyoxigraph's result, carried to the event loop by the exception's
+    # traceback, panicked there ("unsendable ... dropped on another thread"): a plain-text
+    # traceback on stderr per request, in a log that is otherwise JSON.
+    before = served.output()
+    for query, accept in (
+        ("SELECT * WHERE { ?s ?p ?o }", "text/turtle"),
+        ("CONSTRUCT WHERE { ?s ?p ?o }", "application/sparql-results+json"),
+    ):
+        response = httpx.get(
+            f"{served.url}/sparql",
+            params={"query": query},
+            headers={**auth(READ_KEY), "Accept": accept},
+        )
+        assert response.status_code == 406, response.text
+    time.sleep(0.5)
+    added = served.output()[len(before) :]
+    assert "unsendable" not in added and "Traceback" not in added, added
+    assert all(line.startswith("{") for line in added.splitlines()), added
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fault"),
+    [
+        ("/transactions", '{"additions\\ud800": []}', "unknown key"),
+        ("/transactions", '{"additions": ' + "1" * 5000 + "}", "integer string conversion"),
+    ],
+    ids=["lone-surrogate-key", "5000-digit-number"],
+)
+def test_bad_json_bodies_get_a_json_400_naming_the_fault(
+    served: Served, path: str, body: str, fault: str
+) -> None:
+    response = httpx.post(
+        f"{served.url}{path}",
+        content=body,
+        headers={**auth(WRITE_KEY), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["status"] == 400 and fault in response.json()["error"]
 
 
 def test_limits_and_roles_over_the_wire(served: Served) -> None:

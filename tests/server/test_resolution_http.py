@@ -77,6 +77,30 @@ def test_a_bad_proposal_is_400_naming_the_field_and_changes_nothing(
     assert ask.json()["boolean"] is False
 
 
+@pytest.mark.parametrize(
+    ("raw", "field", "says"),
+    [
+        # The error quoted the key and could not be encoded: a plain-text 500.
+        ('"delta": {"additions\\ud800": []}', "delta", "additions\\ud800"),
+        ('"delta": "<urn:ex:a> <urn:ex:p> <urn:ex:o> ."', "delta", "got a string"),
+        ('"delta": {"additions": []}, "confidense": 0.1', "confidense", "topic, expected"),
+    ],
+    ids=["lone-surrogate-key", "delta-as-a-string", "unknown-field-lists-round-fields"],
+)
+def test_bad_proposal_json_is_a_400_that_says_what_is_wrong(
+    enabled: TestClient, raw: str, field: str, says: str
+) -> None:
+    content = '{"agent": "bms", "confidence": 0.5, ' + raw + "}"
+    response = enabled.post(
+        "/proposals",
+        content=content,
+        headers={**auth(WRITE_KEY), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert f"proposal field {field!r}" in response.json()["error"]
+    assert says in response.json()["error"]
+
+
 def test_roles_media_type_and_unknown_rounds(enabled: TestClient) -> None:
     reader = enabled.post("/proposals", json=body("bms"), headers=auth(READ_KEY))
     text = enabled.post(

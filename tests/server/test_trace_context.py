@@ -167,3 +167,19 @@ def test_kgc_serve_exports_the_callers_trace_to_the_collector(tmp_path: Path) ->
     assert {"POST /transactions", "kgc.transaction"} <= set(by_name), sorted(by_name)
     assert int.from_bytes(by_name["POST /transactions"].parent_span_id, "big") == caller_span
     assert by_name["kgc.transaction"].parent_span_id == by_name["POST /transactions"].span_id
+
+
+def test_a_request_that_fails_inside_kgc_is_an_error_span_with_status_500(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("the intake broke")
+
+    monkeypatch.setattr("kgc.server.transactions._intake", broken)
+    with KnowledgeEngine() as engine:
+        assert _post(engine, "<urn:s> <urn:p> <urn:o> .").status_code == 500
+    request = _named(spans.get_finished_spans(), "POST /transactions")
+    assert request.status.status_code is StatusCode.ERROR
+    assert request.attributes is not None
+    assert request.attributes["http.response.status_code"] == 500
+    assert [e.name for e in request.events] == ["exception"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from kgc import Delta, Hook, HookEvent, KnowledgeEngine, SparqlAsk
@@ -176,3 +177,24 @@ def test_a_hook_timeout_is_logged_as_a_hook_execution_failure(kgc_log: Path) -> 
     assert entry["message"].startswith("Hook execution failed: sleepy: timeout:")
     assert (entry["hook"], entry["phase"], entry["level"]) == ("sleepy", "pre", "WARNING")
     assert any(e["message"].startswith("Transaction failed") for e in _lines(kgc_log))
+
+
+def test_an_unsampled_span_gives_its_trace_id_but_no_span_id() -> None:
+    # The span id of a span that is never exported cannot be found in any backend.
+    unsampled = trace.NonRecordingSpan(
+        trace.SpanContext(0x1111 << 64, 0x2222, is_remote=False, trace_flags=trace.TraceFlags(0))
+    )
+    record = logging.LogRecord("kgc", logging.INFO, __file__, 1, "unsampled", None, None)
+    with trace.use_span(unsampled):
+        entry = json.loads(JsonFormatter().format(record))
+    assert entry["trace_id"] == format(0x1111 << 64, "032x")
+    assert "span_id" not in entry
+
+
+def test_a_lone_surrogate_in_a_message_is_escaped_not_a_logging_error() -> None:
+    record = logging.LogRecord(
+        "kgc", logging.WARNING, __file__, 1, "unknown key %s", ("additions\ud800",), None
+    )
+    line = JsonFormatter().format(record)
+    line.encode("utf-8")  # would raise UnicodeEncodeError in the handler's stream
+    assert json.loads(line)["message"] == "unknown key additions\ud800"
