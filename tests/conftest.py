@@ -7,12 +7,17 @@ tests that need them skip, saying where they looked, when it is missing.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kgc import KnowledgeEngine
 from kgc.config import RUNBOOK_NAMES
+from kgc.telemetry import tracing
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -36,3 +41,18 @@ def shared() -> Path:
 def engine() -> KnowledgeEngine:
     """An engine over a fresh in-memory store, strict mode, no hooks."""
     return KnowledgeEngine()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """kgc's spans, recorded in memory (a real SDK provider, parent-based sampling, as
+    ``configure_tracing`` installs); the provider is withdrawn afterwards."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.use_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.use_provider(None)
+        provider.shutdown()

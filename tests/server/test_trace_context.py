@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import opentelemetry
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from otlp_receiver import otlp_receiver
@@ -23,19 +21,6 @@ from kgc.server import trace_context
 from kgc.telemetry import tracing
 
 NQ = {"Content-Type": "application/n-quads"}
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()  # parent-based sampling, as configure_tracing installs
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.use_provider(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.use_provider(None)
-        provider.shutdown()
 
 
 def _traceparent(sampled: bool = True) -> tuple[str, int, int]:
