@@ -7,10 +7,11 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from loopback import loopback_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from kgc import Delta, Hook, HookEvent, KnowledgeEngine, SparqlAsk
@@ -300,15 +301,8 @@ def _serve(metrics: Metrics) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with loopback_server(Handler) as url:
+        yield url
 
 
 def _sh(script: str) -> subprocess.CompletedProcess[str]:
