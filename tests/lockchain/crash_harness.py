@@ -25,6 +25,11 @@ from kgc.rdf.digest import StateDigest
 WORKER = Path(crash_worker.__file__)
 EMPTY = StateDigest().hexdigest()
 SPIN_MS = 3.0
+# The writer idles up to this long after each ACK, so that "after ACK" kills land between
+# transactions. Without it the writer was already staging the next one by the time the kill
+# arrived, under load nearly always (39 of 52 such kills; 19 of the 20 "between transactions"
+# landings the test asks for, a failed CI-like run on 2 busy cores).
+ACK_PAUSE_MS = 20.0
 RANDOM_DELAY_S = 0.3
 RUNNING_DELAY_S = 0.05
 WAIT_S = 60.0
@@ -114,7 +119,8 @@ class WorkerServer:
         anchor += f" --key {lane.key}" if lane.signed else ""
         assert self.proc.stdin is not None
         self.proc.stdin.write(
-            f"run {lane.store} {lane.lockchain}{anchor} --spin-ms {SPIN_MS} --max-ops {max_ops}\n"
+            f"run {lane.store} {lane.lockchain}{anchor} --spin-ms {SPIN_MS} "
+            f"--ack-pause-ms {ACK_PAUSE_MS} --max-ops {max_ops}\n"
         )
         early = []
         while not (line := self.next()).startswith("PID "):

@@ -3,7 +3,7 @@
 ::
 
     python crash_worker.py run STORE LOCKCHAIN [--anchor BATCH] [--key FILE] [--spin-ms MS]
-                               [--max-ops N]
+                               [--ack-pause-ms MS] [--max-ops N]
     python crash_worker.py serve
 
 ``run`` opens a ``KnowledgeEngine`` on an on-disk store and a lockchain directory (which recovers
@@ -14,7 +14,8 @@ stdout, each with a single ``write`` so that lines from several processes never 
     READY <last_seq> <state_digest>           the engine is built (recovery is done)
     STAGE <seq>                               inside the pre-commit hook: the delta is staged
     HOOKED <seq>                              the hook is about to return (then revert or commit)
-    ACK <seq> <state_after> <committed 0|1>   apply() returned this receipt
+    ACK <seq> <state_after> <committed 0|1>   apply() returned this receipt (the writer then
+                                              idles up to ``--ack-pause-ms`` before the next)
     BAD <text>                                the receipt is not what the stream predicts
 
 ``serve`` is a fork server for speed (a fresh interpreter costs ~0.5 s of imports): it imports kgc
@@ -37,7 +38,7 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,7 @@ def run(
     key: Path | None,
     spin_ms: float,
     max_ops: int,
+    ack_pause_ms: float = 0.0,
 ) -> int:
     from kgc import Hook, KnowledgeEngine, SparqlAsk
 
@@ -191,10 +193,10 @@ def run(
 
     engine.hooks.register(Hook("crash-guard", SparqlAsk(ANY_CHANGE), run=guard, timeout_ms=60_000))
     emit(f"READY {journal.last_seq} {engine.state_digest}")
-    return _write(engine, journal.last_seq, max_ops)
+    return _write(engine, journal.last_seq, max_ops, lambda: spin.uniform(0, ack_pause_ms) / 1e3)
 
 
-def _write(engine: object, last_seq: int, max_ops: int) -> int:
+def _write(engine: object, last_seq: int, max_ops: int, pause_s: Callable[[], float]) -> int:
     from kgc import Delta
 
     done = 0
@@ -208,6 +210,7 @@ def _write(engine: object, last_seq: int, max_ops: int) -> int:
             emit(f"BAD seq {receipt.seq} committed={receipt.committed}, expected {op}")
             return 3
         emit(f"ACK {receipt.seq} {receipt.state_after} {int(receipt.committed)}")
+        time.sleep(pause_s())  # widens the window between transactions, as spin does the hook
         done += 1
     engine.close()  # type: ignore[attr-defined]
     return 0
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--anchor", type=int, metavar="BATCH", help="anchor in git, BATCH at a time")
     one.add_argument("--key", type=Path, metavar="FILE", help="Ed25519 key that signs receipts")
     one.add_argument("--spin-ms", type=float, default=0.0)
+    one.add_argument("--ack-pause-ms", type=float, default=0.0)
     one.add_argument("--max-ops", type=int, default=1_000_000)
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -259,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         key=args.key,
         spin_ms=args.spin_ms,
         max_ops=args.max_ops,
+        ack_pause_ms=args.ack_pause_ms,
     )
 
 

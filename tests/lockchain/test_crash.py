@@ -20,10 +20,10 @@ itself and must start exactly where the copy ended:
    directory (journal, git anchor, witness) every few kills and with replay at the end;
 5. the next writer starts from the recovered head (its READY line) and its receipts chain on.
 
-Kills are aimed four ways (right after an ACK; while a delta is staged, inside the hook, which
-sleeps up to ``SPIN_MS`` to widen that window; after a random delay from the writer's start, which
-often lands in recovery; after a random delay once it is writing) and classified by where they
-really landed, read from the journal's tail.
+Kills are aimed four ways (right after an ACK, the writer idling up to ``ACK_PAUSE_MS`` there;
+while a delta is staged, inside the hook, which sleeps up to ``SPIN_MS`` to widen that window;
+after a random delay from the writer's start, which often lands in recovery; after a random delay
+once it is writing) and classified by where they really landed, read from the journal's tail.
 Run with ``-s`` to see the tally.
 """
 

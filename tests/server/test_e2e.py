@@ -269,9 +269,12 @@ def test_sigterm_shuts_down_cleanly_with_a_stream_open(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=listen)
     thread.start()
-    for _ in range(100):
-        if httpx.get(f"{server.url}/metrics").text.count("subscribers 1"):
-            break
+    # Wait until the server counts the stream, by time rather than by 100 back-to-back requests
+    # (which a loaded machine can finish before the listener has connected).
+    deadline = time.monotonic() + 30
+    while "kgc_receipt_stream_subscribers 1" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the stream was never counted as a subscriber"
+        time.sleep(0.02)
     code = server.stop(timeout=15)
     thread.join(15)
 
