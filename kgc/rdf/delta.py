@@ -66,6 +66,16 @@ class Delta:
         object.__setattr__(self, "removals", tuple(dels.values()))
         object.__setattr__(self, "rewrites", tuple(dict.fromkeys(rewrites)))
 
+    @classmethod
+    def of_checked(cls, additions: tuple[ox.Quad, ...], removals: tuple[ox.Quad, ...]) -> Delta:
+        """A delta of quads that came out of other ``Delta`` objects under the same literal
+        policy, distinct and on one side each (a resolved change): not validated again."""
+        delta = object.__new__(cls)
+        object.__setattr__(delta, "additions", additions)
+        object.__setattr__(delta, "removals", removals)
+        object.__setattr__(delta, "rewrites", ())
+        return delta
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Delta is immutable")
 

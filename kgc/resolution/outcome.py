@@ -11,7 +11,7 @@ settled. The whole record is JSON (``to_json``) and goes into the receipt's prov
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pyoxigraph as ox
 
@@ -43,8 +43,9 @@ class Conflict:
         }
 
 
-@dataclass(frozen=True)
-class Rejection:
+class Rejection(NamedTuple):
+    """A stance of a proposal that did not carry, and why (a tuple: a round makes thousands)."""
+
     line: str
     side: int
     reason: str
@@ -103,8 +104,9 @@ class Outcome:
 
     @property
     def delta(self) -> Delta:
-        """The resolved delta, to apply through the pipeline."""
-        return Delta(self.additions, self.removals)
+        """The resolved delta, to apply through the pipeline (its quads were checked when each
+        proposal's delta was built; the strategies give each quad one side)."""
+        return Delta.of_checked(self.additions, self.removals)
 
     def report(self, digest: str) -> ProposalReport:
         """The report of the proposal with ``digest`` (``KeyError`` when it was not resolved)."""

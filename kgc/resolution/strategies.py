@@ -81,6 +81,10 @@ KEY_WORDS: dict[Key, str] = {
 
 def strongest(proposals: list[Proposal], key: Key) -> Proposal:
     """The highest by ``key``; the smallest digest among equals."""
+    if key is by_confidence:  # the common keys without building a tuple per call
+        return min(proposals, key=lambda p: (-p.confidence, -p.priority, p.digest))
+    if key is by_priority:
+        return min(proposals, key=lambda p: (-p.priority, -p.confidence, p.digest))
     return min(proposals, key=lambda p: (tuple(-x for x in key(p)), p.digest))
 
 
