@@ -26,6 +26,8 @@ from kgc.errors import ConfigError
 _STANDARD = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
     | {"message", "asctime", "taskName"}
+    # uvicorn's copy of its message with ANSI colour codes, for terminals: noise in JSON.
+    | {"color_message"}
 )
 LEVELS = {
     "trace": logging.DEBUG,

@@ -198,3 +198,10 @@ def test_a_lone_surrogate_in_a_message_is_escaped_not_a_logging_error() -> None:
     line = JsonFormatter().format(record)
     line.encode("utf-8")  # would raise UnicodeEncodeError in the handler's stream
     assert json.loads(line)["message"] == "unknown key additions\ud800"
+
+
+def test_uvicorns_coloured_copy_of_a_message_is_left_out() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started", None, None)
+    record.color_message = "\x1b[32mStarted\x1b[0m"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Started" and "color_message" not in entry
