@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,32 +282,6 @@ def _wait_done(client: httpx.Client, round_id: str) -> dict[str, Any]:
         if record["status"] not in ("open", "resolving") or time.monotonic() > deadline:
             return record
         time.sleep(0.05)
-
-
-@pytest.mark.slow
-def test_schemathesis_finds_no_server_error_in_the_resolution_routes(tmp_path: Path) -> None:
-    """The suite-wide schemathesis run sees these routes disabled (404); this one enables them."""
-    cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
-    server = start_server(
-        tmp_path, KGC_API_KEYS=KEYS, ENABLE_RESOLUTION="true", RESOLUTION_TIMEOUT_MS="200"
-    )
-    args = [cli, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error"]
-    args += ["--max-examples", "25", "--include-path-regex", "^/(proposals|resolutions)"]
-    args += ["--header", f"Authorization: Bearer {WRITE_KEY}", "--no-color"]
-    try:
-        run = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-    finally:
-        server.stop()
-
-    report = run.stdout + run.stderr
-    assert run.returncode == 0, report[-4000:]
-    assert "Traceback" not in server.output()
 
 
 def test_shutting_the_server_down_cancels_open_rounds_timers() -> None:

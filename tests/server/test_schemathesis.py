@@ -12,41 +12,39 @@ import sys
 from pathlib import Path
 
 import pytest
-from served import ADMIN_KEY, KEYS, start_server
+from served import ADMIN_KEY, KEYS, WRITE_KEY, Served, start_server
 
 EXAMPLES = "25"
 
 
-@pytest.mark.slow
-def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
+def _schemathesis(server: Served, key: str, *options: str) -> None:
+    """Run the CLI's server-error check on ``server`` (stopped afterwards); fail with its report."""
     cli = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
-    server = start_server(tmp_path, KGC_API_KEYS=KEYS, KGC_MAX_CONCURRENCY="64")
+    args = [cli, "run", f"{server.url}/openapi.json", "--checks", "not_a_server_error"]
+    args += ["--max-examples", EXAMPLES, *options]
+    args += ["--header", f"Authorization: Bearer {key}", "--no-color"]
     try:
-        run = subprocess.run(
-            [
-                cli,
-                "run",
-                f"{server.url}/openapi.json",
-                "--checks",
-                "not_a_server_error",
-                "--max-examples",
-                EXAMPLES,
-                "--exclude-path",
-                "/receipts/stream",
-                "--header",
-                f"Authorization: Bearer {ADMIN_KEY}",
-                "--request-timeout",
-                "10",
-                "--no-color",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        run = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
     finally:
         server.stop()
 
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-4000:]
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
+    server = start_server(tmp_path, KGC_API_KEYS=KEYS, KGC_MAX_CONCURRENCY="64")
+    _schemathesis(
+        server, ADMIN_KEY, "--exclude-path", "/receipts/stream", "--request-timeout", "10"
+    )
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_in_the_resolution_routes(tmp_path: Path) -> None:
+    """The run above sees these routes disabled (404); this one enables them."""
+    server = start_server(
+        tmp_path, KGC_API_KEYS=KEYS, ENABLE_RESOLUTION="true", RESOLUTION_TIMEOUT_MS="200"
+    )
+    _schemathesis(server, WRITE_KEY, "--include-path-regex", "^/(proposals|resolutions)")
