@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -22,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from kgc.hooks.manager import PackRef
 from kgc.hooks.model import Hook
 from kgc.server.errors import HTTPError
-from kgc.server.state import AppState, decode, read_body
+from kgc.server.state import AppState, decode, parse_json, read_body
 
 _PACK_SPEC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9A-Za-z.+-]{1,64})?")
 _MAX_ADMIN_BODY = 64 * 1024
@@ -130,12 +129,7 @@ async def _packs(request: Request, state: AppState) -> list[str]:
     limit = min(_MAX_ADMIN_BODY, state.settings.max_body_bytes)
     name = "the admin routes' limit" if limit == _MAX_ADMIN_BODY else "max_body_bytes"
     text = decode(await read_body(request, limit, name))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HTTPError(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from exc
-    except RecursionError:
-        raise HTTPError(400, "the body's JSON is nested too deeply") from None
+    data = parse_json(text)
     packs = data.get("packs") if isinstance(data, dict) else None
     if not isinstance(packs, list) or not packs or not all(isinstance(p, str) for p in packs):
         raise HTTPError(400, 'expected {"packs": ["name" or "name@version", ...]} (non-empty)')

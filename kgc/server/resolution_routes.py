@@ -18,7 +18,6 @@ With ``enable_resolution`` false (the default), both answer 404 naming ``ENABLE_
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -35,7 +34,7 @@ from kgc.errors import (
 from kgc.resolution import Proposal, ResolutionRecord, Resolver
 from kgc.resolution.resolver import check_round_fields
 from kgc.server.errors import HTTPError
-from kgc.server.state import AppState, decode, read_body
+from kgc.server.state import AppState, decode, parse_json, read_body
 from kgc.server.transactions import check_literals
 
 _ROUND_FIELDS = ("topic", "expected")
@@ -102,16 +101,7 @@ def _resolver(request: Request, state: AppState) -> Resolver:
 
 
 def _json_object(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HTTPError(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from exc
-    except RecursionError:
-        raise HTTPError(400, "the body's JSON is nested too deeply") from None
-    except ValueError as exc:  # an integer past Python's digit limit for int() (4300 digits)
-        raise HTTPError(
-            400, f"the body's JSON holds a number too long to read: {str(exc)[:120]}"
-        ) from exc
+    data = parse_json(text)
     if not isinstance(data, dict):
         raise ProposalError("proposal", f"expected a JSON object, got {type(data).__name__}")
     return data

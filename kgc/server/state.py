@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -93,6 +95,20 @@ def decode(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HTTPError(400, f"the body is not UTF-8 (byte {exc.start})") from exc
+
+
+def parse_json(text: str) -> Any:
+    """A request body's JSON, or a 400 naming what is wrong with it."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HTTPError(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError:
+        raise HTTPError(400, "the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's digit limit for int() (4300 digits)
+        raise HTTPError(
+            400, f"the body's JSON holds a number too long to read: {str(exc)[:120]}"
+        ) from exc
 
 
 def _too_large(size: int, limit: int, limit_name: str) -> HTTPError:

@@ -290,6 +290,26 @@ def test_policy_routes_refuse_paths_and_unknown_packs(client: TestClient) -> Non
     assert client.get("/policy", headers=auth(READ_KEY)).json()["active"] == []
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"packs": [' + "1" * 5000 + "]}", "a number too long to read"),  # it was a 500
+        ('{"packs": ["a"]', "the body is not JSON"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+    ],
+    ids=["5000-digit-number", "truncated", "deep-nesting"],
+)
+def test_policy_routes_refuse_bad_json_with_a_400(client: TestClient, body: str, says: str) -> None:
+    response = client.post(
+        "/policy/activate",
+        content=body,
+        headers={**auth(ADMIN_KEY), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]
+    assert client.get("/policy", headers=auth(READ_KEY)).json()["active"] == []
+
+
 def test_lockchain_verify_without_lockchain_is_404(client: TestClient) -> None:
     response = client.post("/lockchain/verify", headers=auth(ADMIN_KEY))
 
