@@ -346,6 +346,7 @@ def main() -> None:
     for name in PRELOADED:
         __import__(name)
     warm_up()
+    confine.prepare()
     control = socket.socket(fileno=int(sys.argv[1]))
     zygote = Zygote(control)
     # Workers then never scan (and so never copy) the zygote's objects in a collection.
