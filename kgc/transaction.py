@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -245,10 +243,6 @@ class TransactionManager:
                 traceback.clear_frames(exc.__traceback__)
                 del result
                 raise
-
-    def lend(self, guest: threading.Thread) -> AbstractContextManager[None]:
-        """Let thread ``guest`` read while the writer waits on it (a hook's watchdog thread)."""
-        return self._lock.lend(guest)
 
     # Writing --------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from kgc import Delta, Hook, HookEvent, KnowledgeEngine, Receipt, SparqlAsk, Veto
 from kgc.errors import TransactionError
 from kgc.locks import ReadWriteLock
 
@@ -80,3 +81,44 @@ def test_a_live_guest_reads_while_the_writer_holds_the_lock() -> None:
             guest.start()
             guest.join(5)
     assert seen == ["read"]
+
+
+def test_a_post_commit_callable_never_reads_another_writers_staged_change() -> None:
+    # Post-commit callables ran with the lock lent to them although their writer had released
+    # it: a read there went past writer B, which held the lock, and saw B's staged quads (and the
+    # delta graphs) that B's pre-commit hook then vetoed. Found by review; 4 of 4 runs before.
+    engine = KnowledgeEngine()
+    in_post, b_staged, a_read = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def post_run(event: HookEvent) -> None:
+        in_post.set()
+        b_staged.wait(5)
+        seen["b"] = engine.query("ASK { <urn:b> ?p ?o }")
+        seen["staged"] = engine.query("ASK { GRAPH <urn:kgc:delta:additions> { ?s ?p ?o } }")
+        seen["size"] = len(engine)
+        a_read.set()
+
+    def pre_run(event: HookEvent) -> Veto:
+        b_staged.set()
+        a_read.wait(1.0)  # A's read waits for this writer now, so this wait runs out
+        return Veto("no b")
+
+    added = "ASK { GRAPH <urn:kgc:delta:additions> { <urn:%s> ?p ?o } }"
+    engine.hooks.register(
+        Hook("P", SparqlAsk(added % "a"), phase="post", run=post_run, timeout_ms=5000)
+    )
+    engine.hooks.register(Hook("V", SparqlAsk(added % "b"), run=pre_run, timeout_ms=5000))
+    receipts: list[Receipt] = []
+    writer_a = threading.Thread(
+        target=lambda: receipts.append(engine.apply(Delta.from_text('<urn:a> <urn:p> "1" .')))
+    )
+    writer_a.start()
+    assert in_post.wait(5)
+    vetoed = engine.apply(Delta.from_text('<urn:b> <urn:p> "1" .'))
+    writer_a.join(10)
+
+    assert vetoed.status == "vetoed"
+    assert seen == {"b": False, "staged": False, "size": 1}
+    assert [(v.hook, v.verdict) for v in receipts[0].effects] == [("P", "ran")]
+    engine.close()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from kgc.effects.runner import not_run
 from kgc.effects.verdict import EffectVerdict
 from kgc.hooks.model import HookVerdict
-from kgc.hooks.runner import Outcome, finish
+from kgc.hooks.runner import Outcome, finish, no_lend
 from kgc.rdf.delta import Delta
 from kgc.receipt import Receipt
 
@@ -86,7 +86,9 @@ def _effects(
             box.extend([delta] if delta is not None else [])
             return verdict
 
-        verdict = finish(outcome, manager.lend, sandboxed).verdict
+        # The lock is released: lending it would let this callable read another writer's
+        # staged (maybe vetoed) change.
+        verdict = finish(outcome, no_lend, sandboxed).verdict
         if not isinstance(verdict, EffectVerdict):
             verdict = EffectVerdict.trusted(verdict)
         proposed.extend((len(effects), delta) for delta in box)

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,6 +40,12 @@ from kgc.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 Lend = Callable[[threading.Thread], AbstractContextManager[None]]
+
+
+def no_lend(_: threading.Thread) -> AbstractContextManager[None]:
+    """For callables that run after the writer let go of the lock (post-commit): their reads
+    take the read lock like anyone's, so they never see another writer's staged change."""
+    return nullcontext()
 Evaluate = Callable[[Hook, EvalContext], ConditionResult]
 Sandboxed = Callable[["Outcome"], HookVerdict]
 
