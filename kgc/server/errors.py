@@ -11,6 +11,7 @@ fault of the request or of the server and is counted in ``kgc_queue_rejected_tot
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from starlette.exceptions import HTTPException
@@ -98,17 +99,22 @@ async def on_starlette_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
+def log_unexpected(method: str, path: str, exc: BaseException) -> None:
+    """``Request failed`` with the traceback, once per exception: the request's middleware logs it
+    while the request's span is current (so the line carries its trace), the handler otherwise."""
+    if getattr(exc, "_kgc_logged", False):
+        return
+    logger.error(
+        "Request failed: %s %s: %s: %s", method, path, type(exc).__name__, exc, exc_info=exc
+    )
+    with contextlib.suppress(AttributeError):  # an exception type that takes no attributes
+        exc._kgc_logged = True  # type: ignore[attr-defined]
+
+
 async def on_unexpected_error(request: Request, exc: Exception) -> Response:
     """A fault of kgc's, not of the request: logged with its traceback, counted, answered in the
     same JSON shape (Starlette then re-raises it to the server, which logs it too)."""
-    logger.error(
-        "Request failed: %s %s: %s: %s",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-        exc,
-        exc_info=exc,
-    )
+    log_unexpected(request.method, request.url.path, exc)
     _count(request, 500)
     return error_response(500, "internal error; the server log has the details")
 

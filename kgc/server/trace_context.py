@@ -29,6 +29,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kgc.server.errors import log_unexpected
 from kgc.telemetry.tracing import tracer
 
 logger = logging.getLogger(__name__)
@@ -71,9 +72,10 @@ class TraceRequests:
         ) as span:
             try:
                 await self.app(scope, receive, send_and_note)
-            except Exception:
+            except Exception as exc:
                 if not status:  # the server answers 500 (the span records the exception)
                     span.set_attribute("http.response.status_code", 500)
+                log_unexpected(method, scope["path"], exc)  # inside the span: with its trace
                 raise
             if status:
                 span.set_attribute("http.response.status_code", status[0])
@@ -91,12 +93,16 @@ class TraceRequests:
 
 def _caller(scope: Scope) -> Any:
     """The caller's context from its propagation headers (an empty context when it sent none)."""
-    carrier: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for key, value in scope.get("headers", ()):
         name = key.lower()
         if name in PROPAGATION_HEADERS:
-            carrier.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return _propagator().extract(carrier) if carrier else None
+            found.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    if not found:
+        return None
+    # Repeated headers are one comma-separated list (RFC 9110): tracestate and baggage members
+    # combine, and two traceparents make an invalid one, which starts a new trace (W3C).
+    return _propagator().extract({name: ",".join(values) for name, values in found.items()})
 
 
 @cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import secrets
 import sys
@@ -18,7 +20,7 @@ from served import WRITE_KEY, auth, make_client, start_server
 
 from kgc import KnowledgeEngine
 from kgc.server import trace_context
-from kgc.telemetry import tracing
+from kgc.telemetry import JsonFormatter, tracing
 
 NQ = {"Content-Type": "application/n-quads"}
 
@@ -168,3 +170,45 @@ def test_a_request_that_fails_inside_kgc_is_an_error_span_with_status_500(
     assert request.attributes is not None
     assert request.attributes["http.response.status_code"] == 500
     assert [e.name for e in request.events] == ["exception"]
+
+
+def test_the_500_log_line_carries_the_callers_trace(
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The catch-all handler logged after the request's span had ended: no trace_id to join on.
+    def broken(*args: object) -> None:
+        raise RuntimeError("the intake broke")
+
+    monkeypatch.setattr("kgc.server.transactions._intake", broken)
+    header, trace_id, _ = _traceparent()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())  # formats at emit: the span current then counts
+    logging.getLogger("kgc").addHandler(handler)
+    try:
+        with KnowledgeEngine() as engine:
+            response = _post(engine, "<urn:s> <urn:p> <urn:o> .", traceparent=header)
+    finally:
+        logging.getLogger("kgc").removeHandler(handler)
+    assert response.status_code == 500
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    failed = [line for line in lines if line["message"].startswith("Request failed")]
+    assert len(failed) == 1  # logged once, not again by the handler
+    assert failed[0]["trace_id"] == format(trace_id, "032x")
+
+
+def test_repeated_propagation_headers_combine_as_one_list(spans: InMemorySpanExporter) -> None:
+    header, trace_id, _ = _traceparent()
+    other, _, _ = _traceparent()
+    with KnowledgeEngine() as engine, make_client(engine) as client:
+        write = {**NQ, **auth(WRITE_KEY)}
+        # Two tracestate headers are one list; two traceparents are invalid: a new trace.
+        combined = [*write.items(), ("traceparent", header), ("tracestate", "a=1")]
+        combined.append(("tracestate", "b=2"))
+        assert client.post("/transactions", content="<urn:s> <urn:p> <urn:o> .", headers=combined)
+        twice = [*write.items(), ("traceparent", header), ("traceparent", other)]
+        assert client.post("/transactions", content="<urn:t> <urn:p> <urn:o> .", headers=twice)
+    first, second = [s for s in spans.get_finished_spans() if s.name == "POST /transactions"]
+    assert first.context is not None and first.context.trace_id == trace_id
+    assert dict(first.context.trace_state) == {"a": "1", "b": "2"}
+    assert second.parent is None  # neither caller's trace
