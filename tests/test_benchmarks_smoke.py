@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from benchrun import run_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "transactions.py"
 ROWS = [
@@ -20,15 +20,7 @@ ROWS = [
 def test_quick_benchmark_prints_the_table() -> None:
     args = ["--quick", "--iterations", "20", "--warmup", "2"]
     args += ["--shacl-iterations", "3", "--shacl-warmup", "1", "--quiet"]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmark(SCRIPT, *args)
     for heading in ("size", "configuration", "p50 us", "p50 target", "p99 us", "p99 target"):
         assert heading in out
     for line in ("pyoxigraph 0.", "cores", "targets:"):
@@ -49,15 +41,7 @@ def _figures(line: str) -> list[float]:
 
 def test_quick_hook_benchmark_prints_its_tables() -> None:
     args = ["--quick", "--no-shacl", "--iterations", "5", "--warmup", "1", "--quiet"]
-    done = subprocess.run(
-        [sys.executable, str(HOOKS_SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmark(HOOKS_SCRIPT, *args)
     for heading in ("hooks", "workload", "planner", "p50 ms", "p99 ms", "eval/tx", "skip/tx"):
         assert heading in out
     for line in ("load average at start", "load average at end", "hook mix", "targets:"):
@@ -76,31 +60,16 @@ def test_quick_hook_benchmark_prints_its_tables() -> None:
 
 def test_http_benchmark_serves_and_prints_both_targets() -> None:
     """``python benchmarks/http.py`` (the issue's name) starts kgc serve and drives it."""
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT.parent / "http.py"), "--seconds", "0.5", "--rates", "50,500"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "target >= 1,000" in done.stdout
-    assert "target p99 <= 10 ms" in done.stdout
-    rows = [line for line in done.stdout.splitlines() if line.strip().startswith(("50 ", "500 "))]
+    out = run_benchmark(SCRIPT.parent / "http.py", "--seconds", "0.5", "--rates", "50,500")
+    assert "target >= 1,000" in out
+    assert "target p99 <= 10 ms" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith(("50 ", "500 "))]
     assert len(rows) == 2 and all(line.split()[-1] in ("0", "meets", "MISSES") for line in rows)
 
 
 def test_resolution_benchmark_prints_every_strategy_beside_its_target() -> None:
     """``python benchmarks/resolution.py``: 100 proposals of 100 quads, each strategy."""
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT.parent / "resolution.py"), "--repeats", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmark(SCRIPT.parent / "resolution.py", "--repeats", "2")
     assert "100 proposals of 100 quads (10,000 stances)" in out
     for heading in ("strategy", "median ms", "target", "conflicts"):
         assert heading in out
@@ -116,15 +85,7 @@ SANDBOX_SCRIPT = SCRIPT.parent / "sandbox.py"
 
 
 def test_quick_sandbox_benchmark_prints_its_table_with_every_layer_on() -> None:
-    done = subprocess.run(
-        [sys.executable, str(SANDBOX_SCRIPT), "--calls", "40", "--warmup", "5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmark(SANDBOX_SCRIPT, "--calls", "40", "--warmup", "5")
     assert "NOT ALL LAYERS ON" not in out
     for layer in ("user: ", "no_new_privs: True", "landlock: ABI", "seccomp: "):
         assert layer in out

@@ -6,11 +6,10 @@ It replicates the Gates Hillman Center model from ``../shared/data/brick`` and s
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from benchrun import run_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "shacl_scale.py"
 GHC = Path(__file__).resolve().parents[2] / "shared" / "data" / "brick" / "ghc_brick.ttl"
@@ -22,15 +21,7 @@ def run(*args: str) -> str:
     if not GHC.is_file():
         pytest.skip(f"Brick model not found at {GHC}: clone shared/ beside the checkout")
     base = ["--repeats", "5", "--warmup", "1", "--full-runs", "1", "--source", str(GHC)]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *base, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_benchmark(SCRIPT, *base, *args)
 
 
 def rows(out: str) -> dict[tuple[str, str], str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
+
+from benchrun import run_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "lockchain.py"
 ROWS = {
@@ -33,15 +33,7 @@ COLUMNS += ["rate target", "max lag", "end lag", "flush ms", "verify"]
 
 def test_quick_benchmark_prints_every_row(tmp_path: Path) -> None:
     args = ["--quick", "--iterations", "20", "--warmup", "2", "--receipts", "300", "--quiet"]
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--tmpdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+    out = run_benchmark(SCRIPT, *args, "--tmpdir", str(tmp_path))
     assert [line for line in HEADER if line not in out] == []
     head = next(line for line in out.splitlines() if line.startswith("row "))
     assert [column for column in COLUMNS if column not in head] == []
