@@ -1,11 +1,16 @@
-"""A throwaway HTTP server on 127.0.0.1 (a free port) for tests; stopped when the block ends."""
+"""Loopback helpers for tests: a throwaway HTTP server on 127.0.0.1 (a free port), stopped when
+the block ends, and waiting for a ``kgc serve`` process to answer."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
 
 
 @contextmanager
@@ -20,3 +25,20 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes], url: str, output: Callable[[], str], timeout_s: float
+) -> None:
+    """Wait until the ``kgc serve`` at ``url`` answers ``/health`` with 200; ``RuntimeError``
+    with its log (``output()``) when it exits first or does not answer in ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"kgc serve exited with {process.returncode}:\n{output()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"kgc serve did not answer /health in {timeout_s:.0f} s:\n{output()}")

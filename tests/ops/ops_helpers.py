@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import hookfiles
 import httpx
 import yaml
+from loopback import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -147,17 +147,12 @@ def start_server(
             command, env=dict(env), cwd=cwd, stdout=sink, stderr=subprocess.STDOUT
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"kgc serve exited with {process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"kgc serve did not answer /health in 60 s:\n{server.output()}")
+    try:
+        wait_healthy(process, server.url, server.output, 60)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 def kgc_serve_command(port: int) -> list[str]:

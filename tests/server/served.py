@@ -10,12 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import hookfiles
-import httpx
+from loopback import wait_healthy
 from starlette.testclient import TestClient
 
 from kgc import KnowledgeEngine
@@ -83,14 +82,9 @@ def start_server(tmp_path: Path, **env: str) -> Served:
             stderr=subprocess.STDOUT,
         )
     served = Served(process, f"http://127.0.0.1:{port}", log, env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"kgc serve exited with {process.returncode}:\n{served.output()}")
-        try:
-            if httpx.get(f"{served.url}/health", timeout=1).status_code == 200:
-                return served
-        except httpx.TransportError:
-            time.sleep(0.1)
-    served.stop()
-    raise RuntimeError(f"kgc serve did not answer /health in 30 s:\n{served.output()}")
+    try:
+        wait_healthy(process, served.url, served.output, 30)
+    except RuntimeError:
+        served.stop()
+        raise
+    return served
